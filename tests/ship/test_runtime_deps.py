@@ -1,0 +1,74 @@
+"""The production image installs only requirements.txt (WITH_LOCAL_MODELS=0 by default). Everything
+the running service imports must therefore come from a distribution pinned there, not from one that
+happens to be in the development venv through requirements-local.txt or requirements-dev.txt
+(gunicorn's gevent worker imports ``packaging``, which gunicorn declares only as an extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from tests.ship import artefacts as a
+
+# What a production worker and the bundled command-line tools load (the local provider is optional
+# and imports its packages lazily, so it is left out here on purpose).
+SERVER_IMPORTS = """
+import gunicorn.app.wsgiapp, gunicorn.workers.ggevent
+import src.wsgi
+import lib.providers.openai.provider, lib.providers.bedrock.provider, lib.providers.local
+import lib.assessment.rubric_tester, lib.dance.weights
+"""
+
+PROBE = (
+    SERVER_IMPORTS
+    + """
+import importlib.metadata as md, json, sys
+owners = md.packages_distributions()
+own = {"src", "lib", "tests"}
+dists = set()
+unowned = set()
+for name in list(sys.modules):
+    top = name.partition(".")[0]
+    if top in sys.stdlib_module_names or top in own or top.startswith("_") or top == "__main__":
+        continue
+    if top in owners:
+        dists.update(owners[top])
+    else:
+        unowned.add(top)
+print(json.dumps({"dists": sorted(dists), "unowned": sorted(unowned)}))
+"""
+)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _pinned() -> set[str]:
+    names = set()
+    for line in (a.ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(_norm(line.split("==", 1)[0]))
+    return names
+
+
+def test_everything_the_service_imports_is_pinned_in_requirements_txt() -> None:
+    env = {
+        **os.environ,
+        "AIPROXY_API_KEY": "probe-key",
+        "AIPROXY_CONFIG_FILE": "/nonexistent/config.txt",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=a.ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    missing = sorted({_norm(d) for d in found["dists"]} - _pinned())
+    assert missing == [], f"imported by the service but not pinned in requirements.txt: {missing}"
+    assert found["unowned"] == [], f"modules with no installed distribution: {found['unowned']}"
