@@ -30,7 +30,9 @@ owners = md.packages_distributions()
 own = {"src", "lib", "tests"}
 dists = set()
 unowned = set()
-for name in list(sys.modules):
+for name, module in list(sys.modules.items()):
+    if getattr(module, "__file__", None) is None and not hasattr(module, "__path__"):
+        continue  # built in or made at run time (e.g. Cython's cython_runtime)
     top = name.partition(".")[0]
     if top in sys.stdlib_module_names or top in own or top.startswith("_") or top == "__main__":
         continue
