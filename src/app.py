@@ -55,22 +55,26 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        elapsed = time.monotonic() - g.get("started", time.monotonic())
+        request_id = g.get("request_id", "")
+        response.headers["X-Request-Id"] = request_id
+        started = g.get("started", time.monotonic())
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        metrics.observe_http(route, request.method, response.status_code, elapsed)
-        response.headers["X-Request-Id"] = g.get("request_id", "")
-        extra = {
-            "request_id": g.get("request_id"),
-            "method": request.method,
-            "route": route,
-            "status": response.status_code,
-            "duration_ms": round(elapsed * 1000, 2),
-        }
+        method = request.method
+        extra = {"request_id": request_id, "method": method, "route": route, "status": response.status_code}
         if g.get("model"):
             extra["model"] = g.model
         if g.get("error_kind"):
             extra["error_kind"] = g.error_kind
-        log.info("request", extra=extra)
+
+        def account() -> None:
+            # Runs when the server closes the response, i.e. after the last byte is sent: the
+            # duration covers a whole stream, and the log line and metrics cost the client nothing.
+            elapsed = time.monotonic() - started
+            metrics.observe_http(route, method, extra["status"], elapsed)
+            extra["duration_ms"] = round(elapsed * 1000, 2)
+            log.info("request", extra=extra)
+
+        response.call_on_close(account)
         return response
 
     return app

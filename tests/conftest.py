@@ -45,6 +45,14 @@ def settings(openai_mock: OpenAIMock) -> Settings:
     return make_settings(openai_api_key="sk-test-configured", openai_base_url=openai_mock.base_url)
 
 
+class ServerLikeClient(FlaskClient):
+    """Closes each response once it is read, as a WSGI server does after sending the last byte:
+    the app's per-request accounting (log line, metrics) runs on close."""
+
+    def open(self, *args: Any, buffered: bool = True, **kwargs: Any) -> Any:
+        return super().open(*args, buffered=buffered, **kwargs)
+
+
 @pytest.fixture
 def app_factory() -> Callable[..., Flask]:
     def build(settings: Settings, gateway: Gateway | None = None) -> Flask:
@@ -52,6 +60,7 @@ def app_factory() -> Callable[..., Flask]:
 
         app = create_app(settings, gateway)
         app.testing = True
+        app.test_client_class = ServerLikeClient
         return app
 
     return build

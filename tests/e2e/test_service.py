@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.openai_mock import CHAT, OpenAIMock, Reply, error
 from tests.support.server import REPO, Service
@@ -86,6 +87,32 @@ def test_sdk_models_and_errors(sdk: openai.OpenAI, service: Service) -> None:
         openai.OpenAI(base_url=service.url + "/v1", api_key="wrong", max_retries=0).models.list()
     rotated = openai.OpenAI(base_url=service.url + "/v1", api_key="old-key", max_retries=0)
     assert rotated.models.list().data
+
+
+def _served(service: Service, route: str) -> float:
+    req = urllib.request.Request(service.url + "/metrics", headers={"Authorization": KEY})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        text = resp.read().decode()
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "aiproxy_http_requests_total" and sample.labels.get("route") == route:
+                total += sample.value
+    return total
+
+
+def test_metrics_add_up_across_workers(service: Service) -> None:
+    # Two workers; each request on a fresh connection, so both serve some of them. The scrape must
+    # report every request whichever worker served it (and whichever worker answers the scrape).
+    before = _served(service, "/openapi.json")
+    for _ in range(20):
+        req = urllib.request.Request(service.url + "/openapi.json", headers={"Connection": "close"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200
+    deadline = time.monotonic() + 3
+    while (seen := _served(service, "/openapi.json") - before) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)  # accounting runs once the response is sent
+    assert seen == 20
 
 
 def test_hang_ends_with_504_within_deadline_and_worker_stays_healthy(

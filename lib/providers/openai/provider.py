@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
 import openai
-from openai.types import CreateEmbeddingResponse
-from openai.types.chat import ChatCompletion
 
 from lib.errors import (
     AIProxyError,
@@ -125,6 +123,44 @@ def _safe_message(exc: openai.APIStatusError) -> str:
     return text[:300]
 
 
+def _tokens(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("token count is not a non-negative integer")
+    return value
+
+
+def _usage(raw: object, completion_key: str | None) -> Usage:
+    if raw is None:
+        return Usage()
+    if not isinstance(raw, dict):
+        raise ValueError("usage is not an object")
+    completion = _tokens(raw.get(completion_key)) if completion_key else 0
+    return Usage(_tokens(raw.get("prompt_tokens")), completion)
+
+
+def _choice(raw: dict[str, Any]) -> Choice:
+    message = raw["message"]
+    content = message.get("content")
+    tool_calls = message.get("tool_calls")
+    if content is not None and not isinstance(content, str):
+        raise ValueError("message content is not a string")
+    text = json.dumps(tool_calls) if tool_calls and not content else (content or "")
+    finish = raw.get("finish_reason")
+    return Choice(
+        index=int(raw.get("index", 0)),
+        text=text,
+        finish_reason=_FINISH.get(str(finish), "stop") if finish else None,
+    )
+
+
+def _vector(raw: object) -> list[float]:
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("embedding is not a non-empty list")
+    return [float(x) for x in raw]
+
+
 class OpenAIProvider:
     name = NAME
 
@@ -207,41 +243,49 @@ class OpenAIProvider:
         return params
 
     # --- Provider interface ---------------------------------------------------------------------
-    def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
-        headers = self._headers(request.api_key)
-        started = time.monotonic()
-        params = self._chat_params(request)
-        completion = self._call(
-            request.model,
+    def _post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str] | None, deadline: Deadline, model: str
+    ) -> dict[str, Any]:
+        """POST through the SDK and return the decoded JSON object.
+
+        ``cast_to=httpx2.Response`` is the SDK's documented form for a call whose answer we read
+        ourselves: the SDK still builds the request, authenticates, and turns every non-2xx answer and
+        transport failure into its typed errors; it only skips building its pydantic models, which we
+        would immediately convert into ours (about 0.2 ms a call)."""
+        response = self._call(
+            model,
             lambda: self.client.post(
-                "/chat/completions",
-                cast_to=ChatCompletion,
-                body=params,
-                options=self._options(headers, deadline),
+                path, cast_to=httpx2.Response, body=body, options=self._options(headers, deadline)
             ),
         )
         try:
-            choices = [
-                Choice(
-                    index=c.index,
-                    text=(c.message.content or "")
-                    if not (c.message.tool_calls and not c.message.content)
-                    else json.dumps([tc.model_dump() for tc in c.message.tool_calls]),
-                    finish_reason=_FINISH.get(str(c.finish_reason), "stop") if c.finish_reason else None,
-                )
-                for c in completion.choices
-            ]
+            data = response.json()
+        except ValueError as exc:
+            raise InvalidUpstreamResponseError(
+                "OpenAI sent a response that is not JSON", provider=NAME, model=model
+            ) from exc
+        if not isinstance(data, dict):
+            raise InvalidUpstreamResponseError(
+                "OpenAI sent a response that is not a JSON object", provider=NAME, model=model
+            )
+        return data
+
+    def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
+        headers = self._headers(request.api_key)
+        started = time.monotonic()
+        data = self._post("/chat/completions", self._chat_params(request), headers, deadline, request.model)
+        try:
+            choices = [_choice(c) for c in data["choices"]]
             if not choices:
                 raise ValueError("no choices")
-            usage = completion.usage
             return ChatResult(
-                model=completion.model or request.model,
+                model=str(data.get("model") or request.model),
                 provider=NAME,
                 choices=choices,
-                usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+                usage=_usage(data.get("usage"), "completion_tokens"),
                 latency_s=time.monotonic() - started,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (LookupError, AttributeError, TypeError, ValueError) as exc:
             raise InvalidUpstreamResponseError(
                 "OpenAI sent a chat completion we could not read", provider=NAME, model=request.model
             ) from exc
@@ -289,29 +333,20 @@ class OpenAIProvider:
         }
         if request.dimensions is not None:
             body["dimensions"] = request.dimensions
-        response = self._call(
-            request.model,
-            lambda: self.client.post(
-                "/embeddings",
-                cast_to=CreateEmbeddingResponse,
-                body=body,
-                options=self._options(headers, deadline),
-            ),
-        )
+        data = self._post("/embeddings", body, headers, deadline, request.model)
         try:
-            data = sorted(response.data, key=lambda d: d.index)
-            vectors = [list(d.embedding) for d in data]
+            items = sorted(data["data"], key=lambda d: int(d["index"]))
+            vectors = [_vector(d["embedding"]) for d in items]
             if len(vectors) != len(request.texts):
                 raise ValueError("embedding count mismatch")
-            tokens = response.usage.prompt_tokens if response.usage else 0
             return EmbedResult(
-                model=response.model or request.model,
+                model=str(data.get("model") or request.model),
                 provider=NAME,
                 vectors=vectors,
-                usage=Usage(tokens, 0),
+                usage=_usage(data.get("usage"), None),
                 latency_s=time.monotonic() - started,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (LookupError, AttributeError, TypeError, ValueError) as exc:
             raise InvalidUpstreamResponseError(
                 "OpenAI sent embeddings we could not read", provider=NAME, model=request.model
             ) from exc
