@@ -32,7 +32,14 @@ def test_chat_returns_reply_usage_and_forwards_history(
     sent = openai_mock.calls(CHAT)[0].json
     assert sent["messages"] == body["messages"]
     assert sent["temperature"] == 0.3 and sent["n"] == 2 and sent["max_completion_tokens"] == 50
-    assert openai_mock.calls(CHAT)[0].headers["authorization"] == "Bearer sk-test-configured"
+    sent_headers = openai_mock.calls(CHAT)[0].headers
+    assert sent_headers["authorization"] == "Bearer sk-test-configured"
+    assert sent_headers["user-agent"].startswith("OpenAI/Python")  # the official SDK made the call
+    # The SDK's platform headers (server OS, CPU, Python version) are not sent upstream.
+    assert {h for h in sent_headers if h.startswith("x-stainless-")} <= {
+        "x-stainless-retry-count",
+        "x-stainless-read-timeout",
+    }
 
 
 def test_chat_accepts_a_form_post(client: FlaskClient, auth: dict[str, str]) -> None:

@@ -46,6 +46,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 NAME = "openai"
 _PLACEHOLDER_KEY = "no-key-configured"
+# The SDK's X-Stainless-* headers describe this server (OS, CPU, Python version) to the upstream.
+# They serve nothing here, so every call omits them (which also saves about 40 us a call).
+_NO_PLATFORM_HEADERS: dict[str, str | openai.Omit] = {
+    name: openai.Omit()
+    for name in (
+        "X-Stainless-Lang",
+        "X-Stainless-Package-Version",
+        "X-Stainless-OS",
+        "X-Stainless-Arch",
+        "X-Stainless-Runtime",
+        "X-Stainless-Runtime-Version",
+        "X-Stainless-Async",
+    )
+}
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -183,30 +197,30 @@ class OpenAIProvider:
             timeout=timeout,
             http_client=openai.DefaultHttpxClient(limits=limits, timeout=timeout),
         )
+        # Absolute URLs: the SDK then skips re-deriving them from base_url on every call.
+        self._urls = {path: f"{self.client.base_url}{path}" for path in ("chat/completions", "embeddings")}
 
     # --- helpers --------------------------------------------------------------------------------
-    def _headers(self, api_key: str | None) -> dict[str, str] | None:
+    def _headers(self, api_key: str | None) -> dict[str, str | openai.Omit]:
+        """Headers for one call: a per-request key, if any, as that call's Authorization."""
         if api_key:
             if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
                 # A key that cannot be an HTTP header value is the caller's mistake, not an outage.
                 raise InvalidRequestError(
                     "api-key must be printable ASCII without spaces", field="api-key", provider=NAME
                 )
-            return {"Authorization": f"Bearer {api_key}"}
+            return {**_NO_PLATFORM_HEADERS, "Authorization": f"Bearer {api_key}"}
         if not self._has_key:
             raise AuthenticationError(
                 "no OpenAI API key: set OPENAI_API_KEY or send api-key with the request", provider=NAME
             )
-        return None
+        return _NO_PLATFORM_HEADERS
 
     @staticmethod
-    def _options(headers: dict[str, str] | None, deadline: Deadline) -> RequestOptions:
+    def _options(headers: dict[str, str | openai.Omit], deadline: Deadline) -> RequestOptions:
         """Options for the SDK's generic ``post`` (its documented way to send a body we built
         ourselves): skips re-transforming our already-plain params, about 0.3 ms a call."""
-        options: RequestOptions = {"timeout": deadline.timeout(), "security": {"bearer_auth": True}}
-        if headers:
-            options["headers"] = headers
-        return options
+        return {"timeout": deadline.timeout(), "security": {"bearer_auth": True}, "headers": headers}
 
     def _call(self, model: str, fn: Callable[[], T]) -> T:
         try:
@@ -244,7 +258,12 @@ class OpenAIProvider:
 
     # --- Provider interface ---------------------------------------------------------------------
     def _post(
-        self, path: str, body: dict[str, Any], headers: dict[str, str] | None, deadline: Deadline, model: str
+        self,
+        path: str,
+        body: dict[str, Any],
+        headers: dict[str, str | openai.Omit],
+        deadline: Deadline,
+        model: str,
     ) -> dict[str, Any]:
         """POST through the SDK and return the decoded JSON object.
 
@@ -255,7 +274,7 @@ class OpenAIProvider:
         response = self._call(
             model,
             lambda: self.client.post(
-                path, cast_to=httpx2.Response, body=body, options=self._options(headers, deadline)
+                self._urls[path], cast_to=httpx2.Response, body=body, options=self._options(headers, deadline)
             ),
         )
         try:
@@ -273,7 +292,7 @@ class OpenAIProvider:
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
         headers = self._headers(request.api_key)
         started = time.monotonic()
-        data = self._post("/chat/completions", self._chat_params(request), headers, deadline, request.model)
+        data = self._post("chat/completions", self._chat_params(request), headers, deadline, request.model)
         try:
             choices = [_choice(c) for c in data["choices"]]
             if not choices:
@@ -333,7 +352,7 @@ class OpenAIProvider:
         }
         if request.dimensions is not None:
             body["dimensions"] = request.dimensions
-        data = self._post("/embeddings", body, headers, deadline, request.model)
+        data = self._post("embeddings", body, headers, deadline, request.model)
         try:
             items = sorted(data["data"], key=lambda d: int(d["index"]))
             vectors = [_vector(d["embedding"]) for d in items]
