@@ -1,6 +1,7 @@
 """Service-core benchmark: the proxy under gunicorn against a loopback OpenAI stand-in.
 
-    .venv/bin/python bench/proxy_bench.py [--only overhead,throughput,concurrency,startup] [--json out.json]
+    .venv/bin/python bench/proxy_bench.py [--only overhead,floor,throughput,concurrency,startup]
+                                          [--json out.json]
 
 1. overhead    added latency of the proxy over calling the mock directly, interleaved request by request,
                for chat and embeddings (target p50 <= 1.5 ms, p99 <= 5 ms)
@@ -8,6 +9,8 @@
                uses wrk when installed (apt-get install wrk), else a Python client
 3. concurrency 1000 concurrent chat requests to a mock that takes 2 s (target: 0 errors, wall <= 4 s,
                peak RSS of the whole service <= 300 MB)
+   floor       the same measurement for bench/floor_app.py (Flask + the openai SDK under the same
+               gunicorn config, none of aiproxy's features): the part of (1) that the stack costs
 4. startup     time from launching gunicorn to the first healthy answer on GET / (target <= 2 s)
 
 The mock runs in its own process so that it does not share the GIL with the load client.
@@ -26,6 +29,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,36 +104,52 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes, auth: bool) 
     return elapsed
 
 
+def _interleaved(mock: MockProcess, port: int, path: str, body: bytes, n: int) -> dict[str, Any]:
+    direct = http.client.HTTPConnection("127.0.0.1", mock.port)
+    proxy = http.client.HTTPConnection("127.0.0.1", port)
+    try:
+        for _ in range(200):  # warm-up: imports, connection pools
+            _post(direct, path, body, False)
+            _post(proxy, path, body, True)
+        added: list[float] = []
+        d_times: list[float] = []
+        for _ in range(n):
+            d = _post(direct, path, body, False)
+            p = _post(proxy, path, body, True)
+            d_times.append(d)
+            added.append(p - d)
+    finally:
+        direct.close()
+        proxy.close()
+    return {
+        "requests": n,
+        "direct_p50_ms": round(_percentile(d_times, 0.5) * 1000, 3),
+        "added_p50_ms": round(_percentile(added, 0.5) * 1000, 3),
+        "added_p99_ms": round(_percentile(added, 0.99) * 1000, 3),
+    }
+
+
 def overhead(n: int = 2000) -> dict[str, Any]:
     mock = MockProcess()
     try:
         with _service(mock, workers=1) as svc:
-            out: dict[str, Any] = {}
-            for name, direct_path, proxy_path, body in (
-                ("chat", "/v1/chat/completions", "/v1/chat/completions", CHAT),
-                ("embeddings", "/v1/embeddings", "/v1/embeddings", EMBED),
-            ):
-                direct = http.client.HTTPConnection("127.0.0.1", mock.port)
-                proxy = http.client.HTTPConnection("127.0.0.1", svc.port)
-                for _ in range(200):  # warm-up: imports, connection pools
-                    _post(direct, direct_path, body, False)
-                    _post(proxy, proxy_path, body, True)
-                added: list[float] = []
-                d_times: list[float] = []
-                for _ in range(n):
-                    d = _post(direct, direct_path, body, False)
-                    p = _post(proxy, proxy_path, body, True)
-                    d_times.append(d)
-                    added.append(p - d)
-                out[name] = {
-                    "requests": n,
-                    "direct_p50_ms": round(_percentile(d_times, 0.5) * 1000, 3),
-                    "added_p50_ms": round(_percentile(added, 0.5) * 1000, 3),
-                    "added_p99_ms": round(_percentile(added, 0.99) * 1000, 3),
-                }
-                direct.close()
-                proxy.close()
-            return out
+            return {
+                "chat": _interleaved(mock, svc.port, "/v1/chat/completions", CHAT, n),
+                "embeddings": _interleaved(mock, svc.port, "/v1/embeddings", EMBED, n),
+            }
+    finally:
+        mock.stop()
+
+
+def floor(n: int = 2000) -> dict[str, Any]:
+    """The same measurement for bench/floor_app.py: Flask + the openai SDK under the service's
+    gunicorn config, with none of aiproxy's features. What the service adds beyond this is theirs."""
+    mock = MockProcess()
+    try:
+        svc = _service(mock, workers=1)
+        svc.app = "bench.floor_app:app"
+        with svc:
+            return {"chat": _interleaved(mock, svc.port, "/v1/chat/completions", CHAT, n)}
     finally:
         mock.stop()
 
@@ -346,15 +366,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default="overhead,throughput,concurrency,startup")
+    parser.add_argument("--only", default="overhead,floor,throughput,concurrency,startup")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    sections: dict[str, Callable[[], dict[str, Any]]] = {
+        "overhead": overhead,
+        "floor": floor,
+        "throughput": throughput,
+        "concurrency": concurrency,
+        "startup": startup,
+    }
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
     for name in args.only.split(","):
-        fn = {"overhead": overhead, "throughput": throughput, "concurrency": concurrency, "startup": startup}[
-            name
-        ]
-        results[name] = fn()
+        results[name] = sections[name]()
         print(name, json.dumps(results[name]), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

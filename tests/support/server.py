@@ -31,6 +31,7 @@ class Service:
         *,
         workers: int = 1,
         args: tuple[str, ...] = (),
+        app: str = "src.wsgi:app",
         startup_timeout: float = 30.0,
     ) -> None:
         self.port = free_port()
@@ -49,6 +50,7 @@ class Service:
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.args = args
+        self.app = app
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,7 +63,7 @@ class Service:
                 "-c",
                 str(REPO / "src" / "gunicorn_conf.py"),
                 *self.args,
-                "src.wsgi:app",
+                self.app,
             ],
             cwd=REPO,
             env=self.env,
