@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +142,12 @@ class Settings(BaseSettings):
             return {k: _split_csv(t) if isinstance(t, str) else t for k, t in v.items()}
         return v
 
+    @model_validator(mode="after")
+    def _aws_key_pair(self) -> Settings:
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            raise ValueError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together")
+        return self
+
     # --- derived --------------------------------------------------------------------------------
     @property
     def api_keys(self) -> list[str]:
@@ -189,11 +195,12 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]).upper() or "settings"
+            name = ".".join(str(p) for p in err["loc"]).upper()
+            message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 problems.append(f"{name}: unknown setting (in {path})")
             else:
-                problems.append(f"{name}: {err['msg']}")
+                problems.append(f"{name}: {message}" if name else message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
     except (ValueError, json.JSONDecodeError) as exc:
         raise SettingsError(f"invalid settings: {exc}") from None

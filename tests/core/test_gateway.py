@@ -183,7 +183,7 @@ def test_default_models(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> No
     assert (
         Gateway(make_settings(openai_api_key="sk-x")).default_model("embedding") == "text-embedding-3-small"
     )
-    aws = Gateway(make_settings(aws_access_key_id="AKIDEXAMPLE"))
+    aws = Gateway(make_settings(aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="example-secret"))
     assert aws.default_model("assessment") == "bedrock.us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert Gateway(make_settings(default_chat_model="gpt-4o")).default_model("chat") == "gpt-4o"
 

@@ -27,7 +27,7 @@ from lib.providers.base import ChatDelta, ChatRequest, EmbedRequest, JsonSchema,
 from lib.providers.bedrock import BedrockProvider
 from lib.providers.deadline import Deadline
 from lib.providers.gateway import Gateway
-from lib.settings import Settings, load_settings
+from lib.settings import Settings, SettingsError, load_settings
 from tests.providers.bedrock.conftest import bedrock_settings
 from tests.support.bedrock_mock import (
     CONVERSE,
@@ -538,11 +538,16 @@ def test_explicit_keys_and_region_from_settings(bedrock_mock: BedrockMock, make_
     assert headers["X-Amz-Security-Token"] == "token-from-settings"
 
 
-def test_half_configured_keys_are_refused(bedrock_mock: BedrockMock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_half_configured_keys_stop_start_up(
+    bedrock_mock: BedrockMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")  # the settings read it from the environment too
-    with pytest.raises(AuthenticationError, match="set together") as info:
-        BedrockProvider(bedrock_settings(bedrock_mock.endpoint_url, aws_access_key_id="AKIDONLY"))
-    assert "AKIDONLY" not in info.value.message
+    with pytest.raises(SettingsError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY") as info:
+        bedrock_settings(bedrock_mock.endpoint_url, aws_access_key_id="AKIDONLY")
+    assert "AKIDONLY" not in str(info.value)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    with pytest.raises(SettingsError, match="must be set together"):
+        bedrock_settings(bedrock_mock.endpoint_url, aws_secret_access_key="only-the-secret")
 
 
 def test_stream_opened_after_the_deadline_is_closed(
