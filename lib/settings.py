@@ -142,6 +142,23 @@ class Settings(BaseSettings):
             return {k: _split_csv(t) if isinstance(t, str) else t for k, t in v.items()}
         return v
 
+    @field_validator(
+        "openai_api_key",
+        "openai_base_url",
+        "openai_organization",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_profile",
+        "aws_endpoint_url_bedrock_runtime",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, v: Any) -> Any:
+        # ``AWS_SECRET_ACCESS_KEY=`` (an uncommented sample line, a pass-through of an unset variable)
+        # means "not set", not "set to the empty string".
+        return None if isinstance(v, str) and not v.strip() else v
+
     @model_validator(mode="after")
     def _aws_key_pair(self) -> Settings:
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):

@@ -177,7 +177,12 @@ def test_observer_sees_latency_usage_and_errors() -> None:
 
 def test_default_models(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     assert Gateway(make_settings()).default_model("chat") == "local"
     assert (

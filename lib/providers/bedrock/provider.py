@@ -42,6 +42,7 @@ from botocore import exceptions as bce
 from botocore.config import Config
 
 from lib.errors import (
+    AuthenticationError,
     InvalidRequestError,
     InvalidUpstreamResponseError,
     UpstreamTimeoutError,
@@ -97,7 +98,12 @@ def client_config(settings: Settings) -> Config:
 def build_client(settings: Settings) -> Any:
     """The ``bedrock-runtime`` client; credential/profile problems become ``AuthenticationError``."""
     session_kwargs: dict[str, Any] = {"region_name": settings.aws_region}
-    # (A key without its secret cannot get this far: the settings refuse it at start-up.)
+    if (settings.aws_access_key_id is None) != (settings.aws_secret_access_key is None):
+        # load_settings refuses this at start-up; settings built around it must not fall back to
+        # another identity from the default credential chain.
+        raise AuthenticationError(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together", provider=NAME
+        )
     if settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None:
         session_kwargs["aws_access_key_id"] = settings.aws_access_key_id.get_secret_value()
         session_kwargs["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()

@@ -548,6 +548,14 @@ def test_half_configured_keys_stop_start_up(
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     with pytest.raises(SettingsError, match="must be set together"):
         bedrock_settings(bedrock_mock.endpoint_url, aws_secret_access_key="only-the-secret")
+    # A blank value is "not set" (e.g. an uncommented `AWS_SECRET_ACCESS_KEY=` sample line).
+    assert (
+        bedrock_settings(bedrock_mock.endpoint_url, aws_secret_access_key="  ").aws_secret_access_key is None
+    )
+    # Settings built around the check (model_copy skips validation) still never reach another identity.
+    whole = bedrock_settings(bedrock_mock.endpoint_url, aws_access_key_id="AKIDX", aws_secret_access_key="s")
+    with pytest.raises(AuthenticationError, match="set together"):
+        BedrockProvider(whole.model_copy(update={"aws_secret_access_key": None}))
 
 
 def test_stream_opened_after_the_deadline_is_closed(
