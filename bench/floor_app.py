@@ -14,7 +14,7 @@ import httpx2
 import openai
 from flask import Flask, Response, request
 
-from lib.providers.openai.provider import _NO_PLATFORM_HEADERS
+from lib.providers.openai.provider import NO_PLATFORM_HEADERS
 
 app = Flask(__name__)
 _client = openai.OpenAI(api_key="sk-floor", base_url=os.environ["OPENAI_BASE_URL"], max_retries=0)
@@ -33,7 +33,7 @@ def chat() -> Response:
         _url,
         cast_to=httpx2.Response,
         body=body,
-        options={"timeout": 60.0, "security": {"bearer_auth": True}, "headers": _NO_PLATFORM_HEADERS},
+        options={"timeout": 60.0, "security": {"bearer_auth": True}, "headers": NO_PLATFORM_HEADERS},
     ).json()
     out = {k: answer[k] for k in ("id", "object", "created", "model", "choices", "usage")}
     return Response(json.dumps(out), mimetype="application/json")

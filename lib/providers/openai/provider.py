@@ -9,8 +9,10 @@ retries) and a connection pool sized by ``UPSTREAM_POOL_SIZE``.  A per-request k
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx2
@@ -46,20 +48,24 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 NAME = "openai"
 _PLACEHOLDER_KEY = "no-key-configured"
-# The SDK's X-Stainless-* headers describe this server (OS, CPU, Python version) to the upstream.
-# They serve nothing here, so every call omits them (which also saves about 40 us a call).
-_NO_PLATFORM_HEADERS: dict[str, str | openai.Omit] = {
-    name: openai.Omit()
-    for name in (
-        "X-Stainless-Lang",
-        "X-Stainless-Package-Version",
-        "X-Stainless-OS",
-        "X-Stainless-Arch",
-        "X-Stainless-Runtime",
-        "X-Stainless-Runtime-Version",
-        "X-Stainless-Async",
-    )
-}
+# The SDK's X-Stainless-* platform headers describe this server (OS, CPU, Python version) to the
+# upstream. They serve nothing here, so every call omits them (which also saves about 40 us a call).
+# The SDK's per-call X-Stainless-Retry-Count and X-Stainless-Read-Timeout are still sent. Read-only:
+# it is shared by every call.
+NO_PLATFORM_HEADERS: Mapping[str, str | openai.Omit] = MappingProxyType(
+    {
+        name: openai.Omit()
+        for name in (
+            "X-Stainless-Lang",
+            "X-Stainless-Package-Version",
+            "X-Stainless-OS",
+            "X-Stainless-Arch",
+            "X-Stainless-Runtime",
+            "X-Stainless-Runtime-Version",
+            "X-Stainless-Async",
+        )
+    }
+)
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -138,32 +144,39 @@ def _safe_message(exc: openai.APIStatusError) -> str:
 
 
 def _tokens(value: object) -> int:
-    if value is None:
+    """A token count, or 0 when the upstream sent none or nonsense: usage is accounting data, and a
+    paid-for answer is never thrown away (and bought again by a retry) over it."""
+    if isinstance(value, bool):
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("token count is not a non-negative integer")
-    return value
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float) and math.isfinite(value):
+        return max(0, int(value))
+    return 0
 
 
 def _usage(raw: object, completion_key: str | None) -> Usage:
-    if raw is None:
-        return Usage()
     if not isinstance(raw, dict):
-        raise ValueError("usage is not an object")
+        return Usage()
     completion = _tokens(raw.get(completion_key)) if completion_key else 0
     return Usage(_tokens(raw.get("prompt_tokens")), completion)
 
 
-def _choice(raw: dict[str, Any]) -> Choice:
+def _choice(raw: dict[str, Any], position: int) -> Choice:
     message = raw["message"]
     content = message.get("content")
-    tool_calls = message.get("tool_calls")
     if content is not None and not isinstance(content, str):
         raise ValueError("message content is not a string")
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None and not (
+        isinstance(tool_calls, list) and all(isinstance(tc, dict) for tc in tool_calls)
+    ):
+        raise ValueError("tool_calls is not a list of objects")
     text = json.dumps(tool_calls) if tool_calls and not content else (content or "")
+    index = raw.get("index")
     finish = raw.get("finish_reason")
     return Choice(
-        index=int(raw.get("index", 0)),
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
         text=text,
         finish_reason=_FINISH.get(str(finish), "stop") if finish else None,
     )
@@ -172,7 +185,27 @@ def _choice(raw: dict[str, Any]) -> Choice:
 def _vector(raw: object) -> list[float]:
     if not isinstance(raw, list) or not raw:
         raise ValueError("embedding is not a non-empty list")
-    return [float(x) for x in raw]
+    out: list[float] = []
+    for x in raw:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ValueError("embedding holds a value that is not a finite number")
+        out.append(float(x))
+    return out
+
+
+def _vectors(items: object, count: int) -> list[list[float]]:
+    """The vectors in input order; the upstream's indices must be exactly 0..count-1."""
+    if not isinstance(items, list):
+        raise ValueError("data is not a list")
+    by_index: dict[int, list[float]] = {}
+    for item in items:
+        index = item["index"]
+        if isinstance(index, bool) or not isinstance(index, int) or index in by_index:
+            raise ValueError("embedding index missing, not an integer, or repeated")
+        by_index[index] = _vector(item["embedding"])
+    if sorted(by_index) != list(range(count)):
+        raise ValueError("embedding count or indices do not match the input")
+    return [by_index[i] for i in range(count)]
 
 
 class OpenAIProvider:
@@ -201,7 +234,7 @@ class OpenAIProvider:
         self._urls = {path: f"{self.client.base_url}{path}" for path in ("chat/completions", "embeddings")}
 
     # --- helpers --------------------------------------------------------------------------------
-    def _headers(self, api_key: str | None) -> dict[str, str | openai.Omit]:
+    def _headers(self, api_key: str | None) -> Mapping[str, str | openai.Omit]:
         """Headers for one call: a per-request key, if any, as that call's Authorization."""
         if api_key:
             if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
@@ -209,15 +242,15 @@ class OpenAIProvider:
                 raise InvalidRequestError(
                     "api-key must be printable ASCII without spaces", field="api-key", provider=NAME
                 )
-            return {**_NO_PLATFORM_HEADERS, "Authorization": f"Bearer {api_key}"}
+            return {**NO_PLATFORM_HEADERS, "Authorization": f"Bearer {api_key}"}
         if not self._has_key:
             raise AuthenticationError(
                 "no OpenAI API key: set OPENAI_API_KEY or send api-key with the request", provider=NAME
             )
-        return _NO_PLATFORM_HEADERS
+        return NO_PLATFORM_HEADERS
 
     @staticmethod
-    def _options(headers: dict[str, str | openai.Omit], deadline: Deadline) -> RequestOptions:
+    def _options(headers: Mapping[str, str | openai.Omit], deadline: Deadline) -> RequestOptions:
         """Options for the SDK's generic ``post`` (its documented way to send a body we built
         ourselves): skips re-transforming our already-plain params, about 0.3 ms a call."""
         return {"timeout": deadline.timeout(), "security": {"bearer_auth": True}, "headers": headers}
@@ -261,7 +294,7 @@ class OpenAIProvider:
         self,
         path: str,
         body: dict[str, Any],
-        headers: dict[str, str | openai.Omit],
+        headers: Mapping[str, str | openai.Omit],
         deadline: Deadline,
         model: str,
     ) -> dict[str, Any]:
@@ -294,7 +327,7 @@ class OpenAIProvider:
         started = time.monotonic()
         data = self._post("chat/completions", self._chat_params(request), headers, deadline, request.model)
         try:
-            choices = [_choice(c) for c in data["choices"]]
+            choices = [_choice(c, i) for i, c in enumerate(data["choices"])]
             if not choices:
                 raise ValueError("no choices")
             return ChatResult(
@@ -354,10 +387,7 @@ class OpenAIProvider:
             body["dimensions"] = request.dimensions
         data = self._post("embeddings", body, headers, deadline, request.model)
         try:
-            items = sorted(data["data"], key=lambda d: int(d["index"]))
-            vectors = [_vector(d["embedding"]) for d in items]
-            if len(vectors) != len(request.texts):
-                raise ValueError("embedding count mismatch")
+            vectors = _vectors(data["data"], len(request.texts))
             return EmbedResult(
                 model=str(data.get("model") or request.model),
                 provider=NAME,
