@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.deadline = gateway.new_deadline()
+        # Fields known only after the response has started (a stream's in-band error) go here.
+        g.late_log_fields = {}
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             extra["model"] = g.model
         if g.get("error_kind"):
             extra["error_kind"] = g.error_kind
+        late: dict[str, object] = g.get("late_log_fields", {})
 
         def account() -> None:
             # Runs when the server closes the response, i.e. after the last byte is sent: the
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             elapsed = time.monotonic() - started
             metrics.observe_http(route, method, extra["status"], elapsed)
             extra["duration_ms"] = round(elapsed * 1000, 2)
+            extra.update(late)
             log.info("request", extra=extra)
 
         response.call_on_close(account)

@@ -88,7 +88,7 @@ def chat_completions() -> Response:
         )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return Response(
-            _stream(route.model_id, deltas, include_usage),
+            _stream(route.model_id, deltas, include_usage, g.late_log_fields),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -122,7 +122,9 @@ def chat_completions() -> Response:
     )
 
 
-def _stream(route_model: str, deltas: Iterator[ChatDelta], include_usage: bool) -> Iterator[str]:
+def _stream(
+    route_model: str, deltas: Iterator[ChatDelta], include_usage: bool, log_fields: dict[str, object]
+) -> Iterator[str]:
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = route_model
@@ -154,6 +156,7 @@ def _stream(route_model: str, deltas: Iterator[ChatDelta], include_usage: bool) 
                 yield _sse(chunk({}, d.finish_reason))
     except AIProxyError as exc:
         # Headers are gone already: report the failure in-band, the way OpenAI does.
+        log_fields["error_kind"] = exc.kind
         status = STATUS_BY_KIND.get(exc.kind, 502)
         yield _sse({"error": {"message": exc.message, "type": exc.kind, "code": str(status), "param": None}})
         return

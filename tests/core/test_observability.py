@@ -10,8 +10,9 @@ import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
+from lib.observability import JsonFormatter
 from tests.conftest import API_KEY, make_settings
-from tests.support.openai_mock import CHAT, OpenAIMock, error
+from tests.support.openai_mock import CHAT, OpenAIMock, Reply, error
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "a private student program"}]}
 
@@ -57,7 +58,8 @@ def test_one_log_line_per_request_with_id_route_status_model_duration(
         "gpt-4o",
     )
     assert rec["duration_ms"] >= 0
-    assert "private student program" not in caplog.text
+    # What the service would print: the JSON line with every extra field, free of student text.
+    assert "private student program" not in JsonFormatter().format(lines[0])
 
 
 def test_an_unusable_request_id_is_replaced(app: Flask) -> None:
@@ -77,6 +79,28 @@ def test_failed_request_logs_its_error_kind(
     assert r.status_code == 503
     (rec,) = [rec for rec in caplog.records if rec.name == "aiproxy.request"]
     assert (rec.__dict__["status"], rec.__dict__["error_kind"]) == (503, "upstream_unavailable")
+
+
+def test_a_stream_that_fails_midway_logs_its_error_kind(
+    app: Flask, openai_mock: OpenAIMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = {
+        "id": "c",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-4o",
+        "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}],
+    }
+    openai_mock.script(CHAT, Reply(sse=[first, {"error": {"message": "boom", "type": "server_error"}}]))
+    with caplog.at_level(logging.INFO, logger="aiproxy.request"):
+        r = app.test_client().post(
+            "/v1/chat/completions", json={**BODY, "stream": True}, headers={"Authorization": API_KEY}
+        )
+        text = r.get_data(as_text=True)
+    assert r.status_code == 200 and '"content": "Hel"' in text.replace('":"', '": "') and '"error"' in text
+    (rec,) = [rec for rec in caplog.records if rec.name == "aiproxy.request"]
+    assert rec.__dict__["status"] == 200  # what was sent
+    assert rec.__dict__["error_kind"] == "invalid_upstream_response"  # what went wrong after that
 
 
 def test_metrics_count_requests_upstream_latency_tokens_and_errors(
