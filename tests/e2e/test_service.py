@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -9,9 +10,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.openai_mock import CHAT, OpenAIMock, Reply, error
@@ -29,8 +32,14 @@ def upstream() -> Iterator[OpenAIMock]:
 
 
 @pytest.fixture(scope="module")
-def service(upstream: OpenAIMock) -> Iterator[Service]:
+def metrics_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("prometheus")
+
+
+@pytest.fixture(scope="module")
+def service(upstream: OpenAIMock, metrics_dir: Path) -> Iterator[Service]:
     env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "AIPROXY_API_KEY": f"old-key,{KEY}",
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": upstream.base_url,
@@ -101,18 +110,35 @@ def _served(service: Service, route: str) -> float:
     return total
 
 
-def test_metrics_add_up_across_workers(service: Service) -> None:
-    # Two workers; each request on a fresh connection, so both serve some of them. The scrape must
-    # report every request whichever worker served it (and whichever worker answers the scrape).
-    before = _served(service, "/openapi.json")
-    for _ in range(20):
-        req = urllib.request.Request(service.url + "/openapi.json", headers={"Connection": "close"})
+def _workers_that_served(metrics_dir: Path, route: str) -> int:
+    """How many worker processes counted a request to ``route`` (each writes its own file)."""
+    workers = 0
+    for path in metrics_dir.glob("counter_*.db"):
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            name, _sample, labels, *_ = json.loads(key)
+            if name == "aiproxy_http_requests" and labels.get("route") == route and value > 0:
+                workers += 1
+                break
+    return workers
+
+
+def test_metrics_add_up_across_workers(service: Service, metrics_dir: Path) -> None:
+    # Two workers. Requests on fresh connections until both have served some; the scrape, answered
+    # by either worker, must report every request.
+    route = "/openapi.json"
+    before = _served(service, route)
+    sent = 0
+    while sent < 20 or _workers_that_served(metrics_dir, route) < 2:
+        assert sent < 400, "one worker served every request"
+        req = urllib.request.Request(service.url + route, headers={"Connection": "close"})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 200
+        sent += 1
+        time.sleep(0.01)  # accounting runs just after the response is sent
     deadline = time.monotonic() + 3
-    while (seen := _served(service, "/openapi.json") - before) < 20 and time.monotonic() < deadline:
-        time.sleep(0.05)  # accounting runs once the response is sent
-    assert seen == 20
+    while (seen := _served(service, route) - before) < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen == sent
 
 
 def test_hang_ends_with_504_within_deadline_and_worker_stays_healthy(

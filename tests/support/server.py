@@ -39,7 +39,11 @@ class Service:
         self._log = tempfile.NamedTemporaryFile(prefix="aiproxy-log-", suffix=".txt", delete=False)  # noqa: SIM115
         self.log_path = Path(self._log.name)
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("AIPROXY_", "OPENAI_", "DEFAULT_"))},
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("AIPROXY_", "OPENAI_", "DEFAULT_", "PROMETHEUS_MULTIPROC_DIR"))
+            },
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": str(workers),
@@ -48,7 +52,6 @@ class Service:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
-        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.args = args
         self.app = app
         self.startup_timeout = startup_timeout
@@ -73,7 +76,7 @@ class Service:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(f"service exited with {self.proc.returncode}:\n{self.logs(settle=0)}")
             try:
                 with urllib.request.urlopen(self.url + "/", timeout=1) as resp:
                     if resp.status == 200:
@@ -81,10 +84,21 @@ class Service:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"service did not become healthy:\n{self.logs()}")
+        raise RuntimeError(f"service did not become healthy:\n{self.logs(settle=0)}")
 
-    def logs(self) -> str:
+    def logs(self, settle: float = 0.2) -> str:
+        """The log so far, once it has stopped growing for ``settle`` seconds (at most 3 s): the
+        request line is written just after the response is sent, so a caller that has its answer
+        may read the log a moment before its line lands."""
         self._log.flush()
+        deadline = time.monotonic() + 3.0
+        size = -1
+        while time.monotonic() < deadline:
+            now = self.log_path.stat().st_size
+            if now == size:
+                break
+            size = now
+            time.sleep(settle)
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 40.0) -> int | None:
