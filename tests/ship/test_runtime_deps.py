@@ -14,12 +14,26 @@ import sys
 from tests.ship import artefacts as a
 
 # What a production worker and the bundled command-line tools load (the local provider is optional
-# and imports its packages lazily, so it is left out here on purpose).
+# and imports its packages lazily, so it is left out here on purpose), then what serving loads:
+# requests on every path that does not need a model answer, and upstream calls to closed ports.
 SERVER_IMPORTS = """
+import sys
+at_start = set(sys.modules)  # the interpreter's own (e.g. a .pth hook), not the service's
 import gunicorn.app.wsgiapp, gunicorn.workers.ggevent
-import src.wsgi
+import src.gunicorn_conf, src.wsgi
 import lib.providers.openai.provider, lib.providers.bedrock.provider, lib.providers.local
 import lib.assessment.rubric_tester, lib.dance.weights
+client = src.wsgi.app.test_client()
+auth = {"Authorization": "probe-key"}
+assert client.get("/").status_code == 200
+for path in ("/openapi.json", "/docs", "/metrics", "/v1/models"):
+    assert client.get(path, headers=auth).status_code == 200, path
+for model in ("gpt-4o", "bedrock.anthropic.claude-3-5-sonnet-20240620-v1:0"):
+    chat = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    assert client.post("/v1/chat/completions", json=chat, headers=auth).status_code == 503, model
+embed = {"model": "text-embedding-3-small", "input": "hi"}
+assert client.post("/v1/embeddings", json=embed, headers=auth).status_code == 503
+assert client.post("/test/assessment?model=gpt-4o", headers=auth).status_code == 503
 """
 
 PROBE = (
@@ -31,14 +45,14 @@ own = {"src", "lib", "tests"}
 dists = set()
 unowned = set()
 for name, module in list(sys.modules.items()):
+    if name in at_start:
+        continue
     if getattr(module, "__file__", None) is None and not hasattr(module, "__path__"):
         continue  # built in or made at run time (e.g. Cython's cython_runtime)
     top = name.partition(".")[0]
-    if top in sys.stdlib_module_names or top in own or top.startswith("_") or top == "__main__":
-        continue
     if top in owners:
         dists.update(owners[top])
-    else:
+    elif not (top in sys.stdlib_module_names or top in own or top.startswith("_") or top == "__main__"):
         unowned.add(top)
 print(json.dumps({"dists": sorted(dists), "unowned": sorted(unowned)}))
 """
@@ -59,11 +73,18 @@ def _pinned() -> set[str]:
 
 
 def test_everything_the_service_imports_is_pinned_in_requirements_txt() -> None:
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens, connections are refused
     env = {
         **os.environ,
         "AIPROXY_API_KEY": "probe-key",
         "AIPROXY_CONFIG_FILE": "/nonexistent/config.txt",
         "AWS_EC2_METADATA_DISABLED": "true",
+        "OPENAI_API_KEY": "sk-probe",
+        "OPENAI_BASE_URL": closed + "/v1",
+        "AWS_ACCESS_KEY_ID": "AKIDPROBE",
+        "AWS_SECRET_ACCESS_KEY": "probe-secret",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": closed,
+        "MAX_RETRIES": "0",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     out = subprocess.run(
