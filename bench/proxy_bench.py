@@ -5,12 +5,12 @@
 
 1. overhead    added latency of the proxy over calling the mock directly, interleaved request by request,
                for chat and embeddings (target p50 <= 1.5 ms, p99 <= 5 ms)
+1a. floor      the same measurement for bench/floor_app.py (Flask + the openai SDK under the same
+               gunicorn config, none of aiproxy's features): the part of (1) that the stack costs
 2. throughput  requests/s at 32 concurrent keep-alive clients through the proxy (target >= 250/s);
                uses wrk when installed (apt-get install wrk), else a Python client
 3. concurrency 1000 concurrent chat requests to a mock that takes 2 s (target: 0 errors, wall <= 4 s,
                peak RSS of the whole service <= 300 MB)
-   floor       the same measurement for bench/floor_app.py (Flask + the openai SDK under the same
-               gunicorn config, none of aiproxy's features): the part of (1) that the stack costs
 4. startup     time from launching gunicorn to the first healthy answer on GET / (target <= 2 s)
 
 The mock runs in its own process so that it does not share the GIL with the load client.
