@@ -22,7 +22,6 @@ path botocore sent and the decoded model id.
 
 from __future__ import annotations
 
-import argparse
 import binascii
 import hashlib
 import json
@@ -35,7 +34,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
-from tests.support.loopback import QuietHandler, ScriptedServer
+from tests.support.loopback import QuietHandler, ScriptedServer, serve_standalone
 
 CONVERSE = "converse"
 CONVERSE_STREAM = "converse-stream"
@@ -404,13 +403,7 @@ class BedrockMock(ScriptedServer[Reply]):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Loopback bedrock-runtime stand-in for benchmarks.")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
-    args = parser.parse_args()
-    mock = BedrockMock(port=args.port, delay=args.delay)
-    print(mock.port, flush=True)
-    mock.server.serve_forever()
+    serve_standalone(BedrockMock, "Loopback bedrock-runtime stand-in for benchmarks.")
 
 
 if __name__ == "__main__":

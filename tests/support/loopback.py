@@ -7,6 +7,7 @@ with their own reply types, default responders and request handlers.
 
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 from collections import defaultdict, deque
@@ -136,3 +137,15 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+
+def serve_standalone(mock_class: Callable[..., ScriptedServer[Any]], description: str) -> None:
+    """``python -m tests.support.<mock> --port P --delay S``: print the port, then serve until killed
+    (the benchmarks run the mocks in their own processes this way)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    args = parser.parse_args()
+    mock = mock_class(port=args.port, delay=args.delay)
+    print(mock.port, flush=True)
+    mock.server.serve_forever()

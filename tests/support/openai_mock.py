@@ -14,7 +14,6 @@ recorded in :attr:`OpenAIMock.requests`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.support.loopback import QuietHandler, ScriptedServer
+from tests.support.loopback import QuietHandler, ScriptedServer, serve_standalone
 
 CHAT = "/v1/chat/completions"
 EMBEDDINGS = "/v1/embeddings"
@@ -259,13 +258,7 @@ def _chunk(body: dict[str, Any], index: int, delta: dict[str, Any], finish: str 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Loopback OpenAI stand-in for benchmarks.")
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
-    args = parser.parse_args()
-    mock = OpenAIMock(port=args.port, delay=args.delay)
-    print(mock.port, flush=True)
-    mock.server.serve_forever()
+    serve_standalone(OpenAIMock, "Loopback OpenAI stand-in for benchmarks.")
 
 
 if __name__ == "__main__":
