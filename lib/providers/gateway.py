@@ -106,13 +106,16 @@ class Gateway:
         *,
         factories: dict[str, ProviderFactory] | None = None,
         observer: UpstreamObserver | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.settings = settings
         self.observer = observer
         self._factories = dict(DEFAULT_FACTORIES if factories is None else factories)
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
+        # None: ``time.sleep`` looked up at each call, so that gevent's patched sleep is the one used
+        # even when this module was imported before monkey-patching (a bound default would block the
+        # whole worker for the backoff).
         self._sleep = sleep
         self.retry = RetryPolicy(
             settings.max_retries, settings.retry_base_delay_seconds, settings.retry_max_delay_seconds
@@ -308,9 +311,11 @@ class Gateway:
                     raise
                 delay = self.retry.delay(attempt, exc.retry_after)
                 if delay >= deadline.remaining():
+                    # The backoff (or the upstream's Retry-After) would end past the deadline: give up
+                    # now with the upstream's own error (429 keeps its Retry-After), not a 504 later.
                     raise
                 log.info("retrying after %s (attempt %d, %.2f s)", exc.kind, attempt + 1, delay)
-                self._sleep(delay)
+                (self._sleep or time.sleep)(delay)
                 attempt += 1
 
     def _observed(self, route: Route, op: str, fn: Callable[[], T]) -> T:

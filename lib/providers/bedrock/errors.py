@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from botocore import exceptions as bce
+from botocore.eventstream import ParserError as EventStreamParserError
 from botocore.parsers import ResponseParserError
 
 from lib.errors import (
@@ -178,6 +179,8 @@ def translate(exc: BaseException, model: str) -> AIProxyError:
         return InvalidRequestError(f"invalid Bedrock request for model {model}", **kw)
     if isinstance(exc, ResponseParserError):
         return InvalidUpstreamResponseError(f"Bedrock sent an unparseable response for model {model}", **kw)
+    if isinstance(exc, EventStreamParserError):  # bad CRC, lengths or headers inside a stream
+        return InvalidUpstreamResponseError(f"Bedrock sent an unreadable stream for model {model}", **kw)
     if isinstance(exc, bce.NoRegionError | bce.InvalidRegionError | bce.UnknownEndpointError):
         return UpstreamUnavailableError(f"Bedrock endpoint is misconfigured ({type(exc).__name__})", **kw)
     if isinstance(exc, bce.BotoCoreError):  # connection refused/reset/closed, SSL, proxy, incomplete read

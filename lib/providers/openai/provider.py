@@ -4,6 +4,9 @@ One SDK client per provider instance (one per worker process), with SDK retries 
 retries) and a connection pool sized by ``UPSTREAM_POOL_SIZE``.  A per-request key (the web app's
 ``api-key`` form field) is sent as that request's ``Authorization`` header only; it is never stored.
 ``OPENAI_BASE_URL`` (settings or environment) points the SDK elsewhere, e.g. at a loopback mock.
+The SDK's HTTP client runs on ``DeadlineTransport``: every socket operation of a call is bounded by the
+request's deadline (bound around each SDK call and before each read of a stream), so an upstream that
+trickles its answer ends at the deadline (``lib.providers.deadline``).
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from lib.providers.base import (
     ModelInfo,
     Usage,
 )
-from lib.providers.deadline import Deadline
+from lib.providers.deadline import Deadline, bind, unbind
+from lib.providers.openai.transport import DeadlineTransport
 from lib.settings import Settings
 
 if TYPE_CHECKING:
@@ -100,7 +104,7 @@ def _error_code(exc: openai.APIStatusError) -> str:
 def translate(exc: Exception, model: str) -> AIProxyError:
     """Map an SDK exception to the aiproxy taxonomy (no prompt text, no key in the message)."""
     kw: dict[str, Any] = {"provider": NAME, "model": model}
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
         return UpstreamTimeoutError("OpenAI did not answer in time", **kw)
     if isinstance(exc, openai.APIConnectionError):
         return UpstreamUnavailableError("could not reach OpenAI (connection failed)", **kw)
@@ -228,7 +232,9 @@ class OpenAIProvider:
             organization=settings.openai_organization,
             max_retries=0,
             timeout=timeout,
-            http_client=openai.DefaultHttpxClient(limits=limits, timeout=timeout),
+            http_client=openai.DefaultHttpxClient(
+                limits=limits, timeout=timeout, transport=DeadlineTransport(limits=limits)
+            ),
         )
         # Absolute URLs: the SDK then skips re-deriving them from base_url on every call.
         self._urls = {path: f"{self.client.base_url}{path}" for path in ("chat/completions", "embeddings")}
@@ -255,13 +261,16 @@ class OpenAIProvider:
         ourselves): skips re-transforming our already-plain params, about 0.3 ms a call."""
         return {"timeout": deadline.timeout(), "security": {"bearer_auth": True}, "headers": headers}
 
-    def _call(self, model: str, fn: Callable[[], T]) -> T:
+    def _call(self, model: str, fn: Callable[[], T], deadline: Deadline) -> T:
+        token = bind(deadline)  # DeadlineTransport bounds every socket operation of fn by it
         try:
             return fn()
         except AIProxyError:
             raise
         except Exception as exc:
             raise translate(exc, model) from exc
+        finally:
+            unbind(token)
 
     @staticmethod
     def _chat_params(req: ChatRequest) -> dict[str, Any]:
@@ -309,6 +318,7 @@ class OpenAIProvider:
             lambda: self.client.post(
                 self._urls[path], cast_to=httpx2.Response, body=body, options=self._options(headers, deadline)
             ),
+            deadline,
         )
         try:
             data = response.json()
@@ -352,18 +362,27 @@ class OpenAIProvider:
             lambda: self.client.chat.completions.create(
                 **params, extra_headers=headers, timeout=deadline.timeout()
             ),
+            deadline,
         )
-        return self._iterate(stream, request.model)
+        return self._iterate(stream, request.model, deadline)
 
-    def _iterate(self, stream: Any, model: str) -> Iterator[ChatDelta]:
+    def _iterate(self, stream: Any, model: str, deadline: Deadline) -> Iterator[ChatDelta]:
+        finished = False
+        chunks = iter(stream)
         try:
-            for chunk in stream:
+            while True:
+                # Bound before every read: the consumer may resume this generator in another context.
+                bind(deadline)
+                chunk = next(chunks, None)
+                if chunk is None:
+                    break
                 if chunk.usage is not None and not chunk.choices:
                     yield ChatDelta(usage=Usage(chunk.usage.prompt_tokens, chunk.usage.completion_tokens))
                     continue
                 for c in chunk.choices:
                     text = (c.delta.content or "") if c.delta else ""
                     finish = _FINISH.get(str(c.finish_reason), "stop") if c.finish_reason else None
+                    finished = finished or finish is not None
                     if text or finish:
                         yield ChatDelta(index=c.index, text=text, finish_reason=finish, model=chunk.model)
         except AIProxyError:
@@ -371,9 +390,14 @@ class OpenAIProvider:
         except Exception as exc:
             raise translate(exc, model) from exc
         finally:
+            bind(None)
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+        if not finished:  # e.g. bytes that are not SSE after the first chunk, then the end
+            raise InvalidUpstreamResponseError(
+                "OpenAI stream ended before the answer finished", provider=NAME, model=model
+            )
 
     def embed(self, request: EmbedRequest, deadline: Deadline) -> EmbedResult:
         headers = self._headers(request.api_key)
@@ -403,6 +427,8 @@ class OpenAIProvider:
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:
         headers = self._headers(api_key)
         page = self._call(
-            "models", lambda: self.client.models.list(extra_headers=headers, timeout=deadline.timeout())
+            "models",
+            lambda: self.client.models.list(extra_headers=headers, timeout=deadline.timeout()),
+            deadline,
         )
         return [ModelInfo(id=m.id, provider=NAME, owned_by=m.owned_by or "openai") for m in page.data]

@@ -1,0 +1,104 @@
+"""An ``httpx2`` transport whose every socket operation respects the request deadline.
+
+``DeadlineTransport`` is ``httpx2.HTTPTransport`` (same connection pool, same TLS defaults) on a
+network backend whose streams re-arm the socket timeout before each connect, read and write to
+``min(timeout asked for, time left)``, where the time left comes from the deadline bound to the
+calling thread or greenlet (``lib.providers.deadline.bind``).  With no deadline bound it behaves like
+the stock transport.  When the deadline has passed it raises the ``httpcore2`` timeout of that
+operation at once, which the SDK reports as ``APITimeoutError`` (and a stream read as
+``httpx2.ReadTimeout``), so a trickling upstream ends at the deadline, not at the last byte.
+See ``lib.providers.deadline`` for the design.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore2
+import httpx2
+
+from lib.providers.deadline import current
+
+
+class DeadlineStream(httpcore2.NetworkStream):
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: httpcore2.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        deadline = current()
+        if deadline is not None:
+            timeout = deadline.clamp(timeout)
+            if timeout is None:
+                raise httpcore2.ReadTimeout("request deadline passed")
+        return self._stream.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        deadline = current()
+        if deadline is not None:
+            timeout = deadline.clamp(timeout)
+            if timeout is None:
+                raise httpcore2.WriteTimeout("request deadline passed")
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore2.NetworkStream:
+        deadline = current()
+        if deadline is not None:
+            timeout = deadline.clamp(timeout)
+            if timeout is None:
+                raise httpcore2.ConnectTimeout("request deadline passed")
+        return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore2.NetworkBackend):
+    def __init__(self, backend: httpcore2.NetworkBackend | None = None) -> None:
+        self._backend = backend or httpcore2.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore2.NetworkStream:
+        deadline = current()
+        if deadline is not None:
+            timeout = deadline.clamp(timeout)
+            if timeout is None:
+                raise httpcore2.ConnectTimeout("request deadline passed")
+        return DeadlineStream(self._backend.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore2.NetworkStream:
+        return DeadlineStream(self._backend.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class DeadlineTransport(httpx2.HTTPTransport):
+    """``httpx2.HTTPTransport(limits=...)`` whose connection pool uses ``DeadlineBackend``."""
+
+    def __init__(self, *, limits: httpx2.Limits, backend: httpcore2.NetworkBackend | None = None) -> None:
+        super().__init__(limits=limits)
+        # HTTPTransport offers no network_backend argument; its pool is the one attribute it uses.
+        self._pool = httpcore2.ConnectionPool(
+            ssl_context=httpx2.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=DeadlineBackend(backend),
+        )
