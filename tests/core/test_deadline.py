@@ -24,7 +24,7 @@ from lib.providers.gateway import Gateway
 from lib.providers.openai import OpenAIProvider
 from lib.providers.openai.transport import DeadlineTransport
 from tests.conftest import make_settings
-from tests.support.trickle import TrickleUpstream
+from tests.support.trickle import TrickleUpstream, wait_for
 
 DEADLINE = 1.0
 SLACK = 1.0  # the answer must come within DEADLINE + SLACK
@@ -125,6 +125,7 @@ def test_openai_chat_and_embeddings_end_at_the_deadline(upstream: TrickleUpstrea
         seconds, exc = _timed(call)
         assert isinstance(exc, UpstreamTimeoutError), exc
         assert seconds < DEADLINE + SLACK
+        assert wait_for(lambda: upstream.open_connections == 0), "the connection is dropped at the deadline"
 
 
 def test_openai_stream_that_started_ends_at_the_deadline(upstream: TrickleUpstream) -> None:
@@ -137,6 +138,7 @@ def test_openai_stream_that_started_ends_at_the_deadline(upstream: TrickleUpstre
         for _ in deltas:
             pass
     assert time.monotonic() - started < DEADLINE + SLACK
+    assert wait_for(lambda: upstream.open_connections == 0), "the connection is dropped, not left reading"
 
 
 def test_each_thread_keeps_its_own_deadline(upstream: TrickleUpstream) -> None:
@@ -243,6 +245,7 @@ def test_bedrock_stream_that_started_ends_at_the_deadline(upstream: TrickleUpstr
         for _ in deltas:
             pass
     assert time.monotonic() - started < DEADLINE + SLACK
+    assert wait_for(lambda: upstream.open_connections == 0), "the stream's socket is shut down"
 
 
 @pytest.mark.parametrize("mode", ["garbage", "garbage_text"])

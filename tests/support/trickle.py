@@ -12,7 +12,8 @@ It misbehaves the way a slow or broken upstream does on the wire:
   printable lines that are not the protocol, then the end of the answer.
 
 The behaviour is a plain attribute (``server.mode``), so one server serves every case of a test
-module.  Every request is counted per path in ``server.hits``.
+module.  Every request is counted per path in ``server.hits``; ``server.open_connections`` counts the
+connections neither side has closed yet (a client that gives up must close its connection).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class TrickleUpstream:
         self.interval = interval
         self.retry_after = retry_after
         self.hits: Counter[str] = Counter()
+        self.open_connections = 0  # connections not yet closed (by either side)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="trickle-upstream")
@@ -114,6 +116,7 @@ class TrickleUpstream:
 
     # --- wire ---------------------------------------------------------------------------------
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
         try:
             while True:  # keep-alive: one request after another on this connection
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -131,6 +134,7 @@ class TrickleUpstream:
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self.open_connections -= 1
             writer.close()
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes, *, trickle: bool) -> None:

@@ -17,10 +17,13 @@ Deadlines: botocore has no per-call timeout, and building a client per call cost
 one client has ``read_timeout = REQUEST_DEADLINE_SECONDS`` (an upper bound for any call) and every
 call runs on this provider's pool of daemon threads (``pool``) while the caller waits at most
 ``deadline.remaining()``.
-When the deadline passes the caller gets ``UpstreamTimeoutError`` at once; the abandoned call ends by
-itself, at the latest when the client's read timeout fires.  Under gevent the pool's threads are
-greenlets, so the wait costs no OS thread.  Streams are read by a pool thread into a queue that the
-caller drains with the same deadline.
+When the deadline passes the caller gets ``UpstreamTimeoutError`` at once, however slowly the upstream
+trickles its answer (see ``lib.providers.deadline``).  An abandoned non-streaming call ends by itself:
+when its answer is complete, or when one read waits longer than the client's read timeout (an upstream
+that keeps trickling keeps that pool thread and its connection until it stops).  Under gevent the pool's
+threads are greenlets, so the wait costs no OS thread.  Streams are read by a pool thread into a queue
+that the caller drains with the same deadline; at the deadline the stream's socket is shut down, which
+ends the pool thread's read at once.
 
 Per-request ``api_key`` values are ignored: Bedrock authenticates with the AWS credentials above.
 """
