@@ -77,6 +77,16 @@ def rig() -> Iterator[tuple[TrickleUpstream, Service]]:
             "LOG_LEVEL": "INFO",
         }
         with Service(env, workers=1) as svc:  # one gevent worker: every request shares one hub
+            # Warm up: the worker builds each provider (imports, clients) on its first call, which
+            # would otherwise hold up the gevent hub during the timed cases.
+            up.mode = "fast"
+            for provider in MODELS:
+                for route, stream in (
+                    ("/chat", False),
+                    ("/embeddings", False),
+                    ("/v1/chat/completions", True),
+                ):
+                    assert _request(svc, route, _model(provider, route), stream=stream).status == 200
             yield up, svc
 
 
@@ -91,7 +101,7 @@ def _request(svc: Service, route: str, model: str, *, stream: bool = False) -> A
             "model": model,
         }
         body, ctype = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
-    elif route == "/embeddings":
+    elif route.endswith("/embeddings"):
         body, ctype = json.dumps({"model": model, "input": "hello"}).encode(), "application/json"
     else:
         payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hello"}]}
@@ -119,6 +129,7 @@ CASES = [
         ("/v1/chat/completions", False),
         ("/v1/chat/completions", True),
         ("/embeddings", False),
+        ("/v1/embeddings", False),
         ("/assessment", False),
     )
 ]
@@ -126,13 +137,13 @@ CASES = [
 
 def _model(provider: str, route: str) -> str:
     chat, embed = MODELS[provider]
-    return embed if route == "/embeddings" else chat
+    return embed if route.endswith("/embeddings") else chat
 
 
 def test_trickling_upstreams_end_at_the_deadline_on_every_route_all_at_once(
     rig: tuple[TrickleUpstream, Service],
 ) -> None:
-    """All ten cases at the same time in one gevent worker: each ends within the deadline."""
+    """All twelve cases at the same time in one gevent worker: each ends within the deadline."""
     up, svc = rig
     up.mode = "trickle"
     answers: dict[tuple[str, str, bool], Answer | BaseException] = {}
@@ -221,3 +232,30 @@ def test_garbage_after_the_first_chunk_is_an_in_band_error(
     assert "[DONE]" not in events
     line = [ln for ln in svc.logs().splitlines() if '"route": "/v1/chat/completions"' in ln][-1]
     assert '"error_kind": "invalid_upstream_response"' in line, line
+
+
+@pytest.mark.parametrize("provider", ["openai", "bedrock"])
+def test_each_request_keeps_its_own_deadline_in_one_worker(
+    rig: tuple[TrickleUpstream, Service], provider: str
+) -> None:
+    """Two trickled requests 1.2 s apart on one gevent worker end 1.2 s apart: each greenlet's upstream
+    calls are held to its own request's deadline, not to the other's."""
+    up, svc = rig
+    up.mode = "trickle"
+    ended: dict[str, float] = {}
+    t0 = time.monotonic()
+
+    def run(name: str) -> None:
+        a = _request(svc, "/chat", _model(provider, "/chat"))
+        assert a.status == 504
+        ended[name] = time.monotonic() - t0
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    time.sleep(1.2)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    first.join(DEADLINE + 30)
+    second.join(DEADLINE + 30)
+    assert DEADLINE - 0.1 < ended["first"] < DEADLINE + SLACK, ended
+    assert 1.2 + DEADLINE - 0.1 < ended["second"] < 1.2 + DEADLINE + SLACK, ended

@@ -7,6 +7,7 @@ It misbehaves the way a slow or broken upstream does on the wire:
   per-read timeout, so only a deadline over the whole exchange ends it).  For streams the first
   event is sent at once and the rest trickles, so the client has started its answer.
 - ``trickle_head``: even the status line trickles (the failure comes before the first byte).
+- ``fast``: the same answers at once (to warm a client up).
 - ``ratelimit``: 429 with ``Retry-After: <retry_after>`` (OpenAI) / ``ThrottlingException`` (Bedrock).
 - ``garbage`` / ``garbage_text``: a stream whose first event is valid, followed by binary junk /
   printable lines that are not the protocol, then the end of the answer.
@@ -138,7 +139,7 @@ class TrickleUpstream:
             writer.close()
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes, *, trickle: bool) -> None:
-        if not trickle:
+        if not trickle or self.mode == "fast":
             writer.write(data)
             await writer.drain()
             return
