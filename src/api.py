@@ -21,6 +21,7 @@ from lib.errors import InvalidRequestError
 from lib.observability import Metrics
 from lib.providers.gateway import Gateway
 from lib.settings import Settings
+from src.limits import find_lone_surrogate, lone_surrogate_message
 
 M = TypeVar("M", bound=BaseModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -100,11 +101,19 @@ def _wants_structured(annotation: Any) -> bool:
     )
 
 
+def _validate(model: type[M], data: dict[str, Any]) -> M:
+    """Every text of the body must be valid Unicode (checked for every route, whatever the model)."""
+    bad = find_lone_surrogate(data)
+    if bad is not None:
+        raise InvalidRequestError(lone_surrogate_message(*bad), field=bad[0])
+    return model.model_validate(data)
+
+
 def parse_body(model: type[M], *, allow_form: bool = False) -> M:
     """Validate the request body as ``model``; bad input raises 400 naming the field."""
     mimetype = request.mimetype or ""
     if allow_form and mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return model.model_validate(_form_dict(model))
+        return _validate(model, _form_dict(model))
     if mimetype == "application/json" or mimetype.endswith("+json") or not mimetype:
         raw = request.get_data(cache=True)
         if not raw.strip():
@@ -117,7 +126,7 @@ def parse_body(model: type[M], *, allow_form: bool = False) -> M:
             raise InvalidRequestError("request body is nested too deeply", field="body") from None
         if not isinstance(data, dict):
             raise InvalidRequestError("request body must be a JSON object", field="body")
-        return model.model_validate(data)
+        return _validate(model, data)
     accepted = "application/json" + (
         ", application/x-www-form-urlencoded, multipart/form-data" if allow_form else ""
     )

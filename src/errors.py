@@ -85,7 +85,8 @@ def validation_message(exc: ValidationError) -> tuple[str, str | None]:
     for err in exc.errors(include_input=False, include_url=False):
         loc = ".".join(str(p) for p in err["loc"] if p not in ("body",))
         first_field = first_field or (loc or None)
-        parts.append(f"{loc}: {err['msg']}" if loc else str(err["msg"]))
+        msg = str(err["msg"]).removeprefix("Value error, ")  # our own validators' messages stand alone
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "invalid request: " + "; ".join(parts[:5]), first_field
 
 

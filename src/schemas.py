@@ -6,8 +6,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-MAX_MESSAGES = 500
-MAX_EMBED_INPUTS = 2048
+from src.limits import (
+    MAX_CONTENT_CHARS,
+    MAX_EMBED_INPUTS,
+    MAX_MESSAGES,
+    MAX_STOP_SEQUENCES,
+    check_json_schema,
+)
 
 
 def _not_bool(v: Any) -> Any:
@@ -62,7 +67,7 @@ class UsageOut(BaseModel):
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=1_000_000)
+    content: str = Field(max_length=MAX_CONTENT_CHARS)
 
 
 class ChatBody(BaseModel):
@@ -73,8 +78,13 @@ class ChatBody(BaseModel):
     max_tokens: Int | None = Field(None, ge=1, le=128_000)
     n: Int = Field(1, ge=1, le=8, description="Number of choices.")
     json_schema: dict[str, Any] | None = Field(
-        None, description="Ask for JSON matching this JSON schema (structured output)."
+        None, description="Ask for JSON matching this JSON schema (structured output); root type object."
     )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else check_json_schema(v)
 
 
 class ChoiceOut(BaseModel):
@@ -123,13 +133,21 @@ class EmbeddingsOut(BaseModel):
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: Literal["text"]
-    text: str
+    text: str = Field(max_length=MAX_CONTENT_CHARS)
 
 
 class OAIMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_size(cls, v: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        size = len(v) if isinstance(v, str) else sum(len(p.text) for p in v or ())
+        if size > MAX_CONTENT_CHARS:
+            raise ValueError(f"at most {MAX_CONTENT_CHARS} characters (all text parts together), got {size}")
+        return v
 
     def text(self) -> str:
         if self.content is None:
@@ -145,6 +163,11 @@ class JsonSchemaFormat(BaseModel):
     schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
     description: str | None = None
     strict: bool | None = Field(None, strict=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_json_schema(v)
 
 
 class ResponseFormat(BaseModel):
@@ -170,8 +193,27 @@ class ChatCompletionBody(BaseModel):
     n: Int = Field(1, ge=1, le=8)
     stream: bool = Field(False, strict=True)
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
+    stop: str | list[str] | None = Field(None, description=f"A string or up to {MAX_STOP_SEQUENCES} strings.")
     response_format: ResponseFormat | None = None
+    json_schema: Any = Field(
+        None, description="Not an OpenAI field (it is /chat's): refused with 400, send `response_format`."
+    )
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and len(v) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
+        return v
+
+    @field_validator("json_schema")
+    @classmethod
+    def _no_native_schema(cls, v: Any) -> None:
+        if v is not None:
+            raise ValueError(
+                "is /chat's field; on /v1 send "
+                'response_format: {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}'
+            )
 
 
 class OAIChoiceMessage(BaseModel):
