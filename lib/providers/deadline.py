@@ -21,10 +21,14 @@ How each client is held to it (design):
   stream's reads happen outside any one ``with`` block), and a timer that closes the connection at
   the deadline (a timer per call costs a thread or a hub callback, and closing a socket another
   thread is blocked on does not wake it on Linux).
-- **Bedrock** (``boto3``/``botocore`` over ``urllib3``, which offer no per-call timeout): every call
-  runs on the provider's pool while the caller waits at most ``remaining()``; at the deadline the
-  caller gets ``UpstreamTimeoutError`` and a stream being read is shut down (see
-  ``lib.providers.bedrock.provider``).
+- **Bedrock** (``boto3``/``botocore`` over ``urllib3``, which offer no per-call timeout and no hook
+  into their socket reads): every call runs on the provider's pool while the caller waits at most
+  ``remaining()``; at the deadline the caller gets ``UpstreamTimeoutError`` and a stream being read is
+  shut down (see ``lib.providers.bedrock.provider``).  Under gevent the pool runs each call in
+  ``call_bounded``, a ``gevent.Timeout`` at the deadline, so the abandoned call itself stops reading and
+  drops its connection too (a hub timer, a few microseconds a call).  In plain threads nothing can
+  interrupt a blocked read from outside: an abandoned non-streaming call runs until its answer is
+  complete or one read exceeds the client's read timeout (the caller has long had its answer).
 - **Retries** (``lib.providers.gateway``): no backoff sleep ends past the deadline; a ``Retry-After``
   longer than the time left ends the request at once with the upstream's error (429
   ``rate_limited`` with its ``Retry-After``), rather than sleeping into a 504.
@@ -32,10 +36,15 @@ How each client is held to it (design):
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
+from typing import TypeVar
 
 from lib.errors import UpstreamTimeoutError
+
+T = TypeVar("T")
 
 
 class Deadline:
@@ -77,3 +86,28 @@ UPSTREAM_DEADLINE: ContextVar[Deadline | None] = ContextVar("aiproxy_upstream_de
 bind = UPSTREAM_DEADLINE.set
 unbind = UPSTREAM_DEADLINE.reset
 current = UPSTREAM_DEADLINE.get
+
+
+def call_bounded(fn: Callable[[], T], deadline: Deadline) -> T:
+    """``fn()``; under gevent monkey-patching it is interrupted where it blocks when ``deadline``
+    passes (``UpstreamTimeoutError``).  Without gevent it is just ``fn()``: a thread blocked in a read
+    cannot be interrupted from outside."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
+        return fn()
+    import gevent
+
+    left = deadline.expires_at - time.monotonic()
+    if left <= 0.0:
+        raise UpstreamTimeoutError(f"request deadline of {deadline.seconds:g} s passed")
+    # gevent.Timeout is a BaseException: no library's ``except Exception`` retries or wraps it.
+    timer = gevent.Timeout(left)
+    timer.start()
+    try:
+        return fn()
+    except gevent.Timeout as exc:
+        if exc is not timer:
+            raise
+        raise UpstreamTimeoutError(f"request deadline of {deadline.seconds:g} s passed") from None
+    finally:
+        timer.close()

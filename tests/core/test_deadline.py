@@ -259,3 +259,76 @@ def test_bedrock_stream_with_garbage_after_the_first_event_is_an_error(
     with pytest.raises(InvalidUpstreamResponseError):
         for _ in deltas:
             pass
+
+
+# --- the same under gevent monkey-patching (what the gunicorn worker runs) ----------------------
+
+GEVENT_SCRIPT = """
+from gevent import monkey
+monkey.patch_all()
+
+import json, sys, time
+from lib.providers.base import ChatRequest, Message
+from lib.providers.bedrock import BedrockProvider
+from lib.providers.deadline import Deadline
+from lib.providers.openai import OpenAIProvider
+from lib.settings import load_settings
+
+port = int(sys.argv[1])
+settings = load_settings(
+    config_file="/nonexistent", openai_api_key="sk-x", openai_base_url=f"http://127.0.0.1:{port}/v1",
+    aws_access_key_id="testing", aws_secret_access_key="testing", aws_region="us-east-1",
+    aws_endpoint_url_bedrock_runtime=f"http://127.0.0.1:{port}",
+)
+out = {}
+for name, prov, model in (
+    ("openai", OpenAIProvider(settings), "gpt-4o"),
+    ("bedrock", BedrockProvider(settings), "us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+):
+    t = time.monotonic()
+    try:
+        prov.chat(ChatRequest(model, [Message("user", "hi")]), Deadline(1.0))
+        out[name] = ["answered", time.monotonic() - t]
+    except Exception as exc:
+        out[name] = [type(exc).__name__, time.monotonic() - t]
+    time.sleep(0.5)  # let an interrupted call drop its connection
+    sys.stdout.write(json.dumps({name: out[name]}) + "\\n")
+    sys.stdout.flush()
+    sys.stdin.readline()  # the parent has counted the open connections
+"""
+
+
+def test_under_gevent_the_abandoned_calls_stop_and_drop_their_connections(upstream: TrickleUpstream) -> None:
+    """The gunicorn worker's situation: OpenAI and Bedrock calls end at the deadline, and neither
+    leaves a connection reading the trickle (Bedrock: ``call_bounded``'s gevent.Timeout)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root), "AWS_EC2_METADATA_DISABLED": "true"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", GEVENT_SCRIPT, str(upstream.port)],
+        cwd=root,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        for name in ("openai", "bedrock"):
+            line = proc.stdout.readline()
+            assert line, f"the gevent script died before {name}"
+            kind, seconds = json.loads(line)[name]
+            assert kind == "UpstreamTimeoutError", (name, kind)
+            assert seconds < DEADLINE + SLACK, (name, seconds)
+            assert wait_for(lambda: upstream.open_connections == 0), f"{name} left its connection open"
+            proc.stdin.write("\n")
+            proc.stdin.flush()
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

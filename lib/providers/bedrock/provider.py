@@ -18,12 +18,13 @@ one client has ``read_timeout = REQUEST_DEADLINE_SECONDS`` (an upper bound for a
 call runs on this provider's pool of daemon threads (``pool``) while the caller waits at most
 ``deadline.remaining()``.
 When the deadline passes the caller gets ``UpstreamTimeoutError`` at once, however slowly the upstream
-trickles its answer (see ``lib.providers.deadline``).  An abandoned non-streaming call ends by itself:
-when its answer is complete, or when one read waits longer than the client's read timeout (an upstream
-that keeps trickling keeps that pool thread and its connection until it stops).  Under gevent the pool's
-threads are greenlets, so the wait costs no OS thread.  Streams are read by a pool thread into a queue
-that the caller drains with the same deadline; at the deadline the stream's socket is shut down, which
-ends the pool thread's read at once.
+trickles its answer (see ``lib.providers.deadline``).  Under gevent the call itself is interrupted at
+the deadline too (``call_bounded``) and drops its connection; in plain threads an abandoned
+non-streaming call ends by itself, when its answer is complete or one read waits longer than the
+client's read timeout (an upstream that keeps trickling keeps that pool thread and its connection
+until it stops).  Under gevent the pool's threads are greenlets, so the wait costs no OS thread.
+Streams are read by a pool thread into a queue that the caller drains with the same deadline; at the
+deadline the stream's socket is shut down, which ends the pool thread's read at once.
 
 Per-request ``api_key`` values are ignored: Bedrock authenticates with the AWS credentials above.
 """
@@ -74,7 +75,7 @@ from lib.providers.bedrock.converse import (
 from lib.providers.bedrock.errors import PROVIDER, translate
 from lib.providers.bedrock.models import chat_capabilities, embed_format, known_models
 from lib.providers.bedrock.pool import DaemonPool
-from lib.providers.deadline import Deadline
+from lib.providers.deadline import Deadline, call_bounded
 from lib.settings import Settings
 
 T = TypeVar("T")
@@ -397,7 +398,7 @@ class BedrockProvider:
                 nxt = next(pending, None)
                 if nxt is None:
                     return
-                running[self._pool.submit(nxt[1])] = nxt[0]
+                running[self._pool.submit(partial(call_bounded, nxt[1], deadline))] = nxt[0]
 
         try:
             fill()
