@@ -8,6 +8,9 @@ the stock transport.  When the deadline has passed it raises the ``httpcore2`` t
 operation at once, which the SDK reports as ``APITimeoutError`` (and a stream read as
 ``httpx2.ReadTimeout``), so a trickling upstream ends at the deadline, not at the last byte.
 See ``lib.providers.deadline`` for the design.
+
+Limit: when the environment names a proxy (``HTTPS_PROXY`` and friends), ``httpx2`` sends through its
+own proxy transport, not this one; the deadline then bounds each read, not the whole answer.
 """
 
 from __future__ import annotations
