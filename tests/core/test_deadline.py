@@ -19,7 +19,7 @@ import pytest
 
 from lib.errors import InvalidUpstreamResponseError, RateLimitedError, UpstreamTimeoutError
 from lib.providers.base import ChatRequest, EmbedRequest, Message
-from lib.providers.deadline import Deadline, bind, current, unbind
+from lib.providers.deadline import Deadline, bind, call_bounded, current, unbind
 from lib.providers.gateway import Gateway
 from lib.providers.openai import OpenAIProvider
 from lib.providers.openai.transport import DeadlineTransport
@@ -60,6 +60,14 @@ def test_clamp_shortens_to_the_time_left_and_reports_none_when_it_is_gone() -> N
     assert 9.0 < (d.clamp(None) or 0) <= 10.0
     gone = Deadline(0.0)
     assert gone.clamp(5.0) is None and gone.clamp(None) is None
+
+
+def test_call_bounded_without_gevent_is_a_plain_call() -> None:
+    """No monkey-patched sockets: nothing to interrupt with, so the call runs as it is."""
+    assert call_bounded(lambda: 7, Deadline(0.0)) == 7
+    empty: dict[str, int] = {}
+    with pytest.raises(KeyError):
+        call_bounded(lambda: empty["x"], Deadline(5.0))
 
 
 def test_transport_ends_a_trickled_answer_at_the_bound_deadline(upstream: TrickleUpstream) -> None:

@@ -17,6 +17,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ MODELS = {
     "openai": ("gpt-4o", "text-embedding-3-small"),
     "bedrock": (SONNET, "bedrock.amazon.titan-embed-text-v2:0"),
 }
-DATA = "tests/data/codeorg-aiproxy/"
+DATA = Path(__file__).resolve().parents[1] / "data" / "codeorg-aiproxy"
 
 
 @dataclass
@@ -93,9 +94,9 @@ def rig() -> Iterator[tuple[TrickleUpstream, Service]]:
 def _request(svc: Service, route: str, model: str, *, stream: bool = False) -> Answer:
     if route == "/assessment":
         form = {
-            "code": open(DATA + "u3l13_01.js", encoding="utf-8").read(),  # noqa: SIM115
-            "prompt": open(DATA + "u3l13.txt", encoding="utf-8").read(),  # noqa: SIM115
-            "rubric": open(DATA + "u3l13.csv", encoding="utf-8").read(),  # noqa: SIM115
+            "code": (DATA / "u3l13_01.js").read_text(encoding="utf-8"),
+            "prompt": (DATA / "u3l13.txt").read_text(encoding="utf-8"),
+            "rubric": (DATA / "u3l13.csv").read_text(encoding="utf-8"),
             "num-responses": "1",
             "response-type": "tsv",
             "model": model,
