@@ -13,15 +13,119 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from lib.providers.deadline import Deadline
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 #: Normalised to OpenAI's vocabulary: Bedrock ``max_tokens`` -> ``length``, ``end_turn`` -> ``stop``.
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    role: Role
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An inline image (decoded from a ``data:`` URL; the service never fetches a URL)."""
+
+    media_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    data: bytes = field(repr=False)
+    detail: str | None = None  # OpenAI's "auto" | "low" | "high"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the assistant asked for; ``arguments`` is JSON text (as OpenAI sends it)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """The caller's answer to one ``ToolCall`` (an OpenAI ``role: "tool"`` message)."""
+
+    tool_call_id: str
     content: str
+
+
+ContentPart = TextPart | ImagePart | ToolCall | ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One turn. ``content`` is plain text or typed parts: text and images (user), text and tool calls
+    (assistant), tool results (tool)."""
+
+    role: Role
+    content: str | tuple[ContentPart, ...]
+
+    @property
+    def parts(self) -> tuple[ContentPart, ...]:
+        if isinstance(self.content, str):
+            return (TextPart(self.content),) if self.content else ()
+        return self.content
+
+    @property
+    def text(self) -> str:
+        """The text parts joined (tool results and images left out)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ToolCall))
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call: ``parameters`` is its arguments' JSON schema (an object)."""
+
+    name: str
+    parameters: dict[str, Any]
+    description: str = ""
+    strict: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """``auto`` (model decides), ``none`` (no call), ``required`` (some call) or ``function`` (``name``)."""
+
+    mode: Literal["auto", "none", "required", "function"]
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Sampling fields beyond temperature. A provider that cannot honour a set field refuses it
+    (``lib.providers.capabilities``); none is silently dropped."""
+
+    top_p: float | None = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None  # token id (as text, OpenAI's JSON form) -> bias
+    user: str | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+
+    def set_fields(self) -> list[str]:
+        """Names of the fields the caller set (``logprobs`` only when true)."""
+        out = [
+            name
+            for name in ("top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "user")
+            if getattr(self, name) is not None
+        ]
+        if self.logprobs:
+            out.append("logprobs")
+        if self.top_logprobs is not None:
+            out.append("top_logprobs")
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +148,10 @@ class ChatRequest:
     n: int = 1
     json_schema: JsonSchema | None = None
     stop: Sequence[str] | None = None
+    tools: Sequence[Tool] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    sampling: Sampling = Sampling()
     #: Per-request upstream credential (the web app's ``api-key``). Used for this call only.
     api_key: str | None = field(default=None, repr=False)
 
@@ -72,10 +180,38 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class TopLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top: tuple[TopLogprob, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Choice:
     index: int
     text: str
     finish_reason: FinishReason | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call. ``index`` is the call's stable position within its choice;
+    ``id`` and ``name`` come with the first piece of a call, ``arguments`` text accumulates."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +233,8 @@ class ChatDelta:
     usage: Usage | None = None
     #: The model id that answers, when the provider knows it (as ``ChatResult.model``).
     model: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeVar
 
 from lib.errors import AIProxyError, ProviderNotInstalledError
+from lib.providers import capabilities
 from lib.providers.base import (
     ChatDelta,
     ChatRequest,
@@ -27,6 +28,9 @@ from lib.providers.base import (
     Message,
     ModelInfo,
     Provider,
+    Sampling,
+    Tool,
+    ToolChoice,
     Usage,
 )
 from lib.providers.deadline import Deadline
@@ -197,6 +201,10 @@ class Gateway:
         json_schema: JsonSchema | None = None,
         stop: Sequence[str] | None = None,
         api_key: str | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: ToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        sampling: Sampling | None = None,
         deadline: Deadline | None = None,
     ) -> ChatResult:
         deadline = deadline or self.new_deadline()
@@ -209,6 +217,10 @@ class Gateway:
             json_schema=json_schema,
             stop=stop,
             api_key=api_key,
+            tools=tuple(tools),
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            sampling=sampling or Sampling(),
         )
 
         def call(route: Route) -> ChatResult:
@@ -217,7 +229,7 @@ class Gateway:
                 route, "chat", lambda: prov.chat(replace(request, model=route.model_id), deadline)
             )
 
-        return self._with_fallbacks(model, deadline, call)
+        return self._with_fallbacks(model, deadline, call, request)
 
     def chat_stream(
         self,
@@ -229,6 +241,10 @@ class Gateway:
         json_schema: JsonSchema | None = None,
         stop: Sequence[str] | None = None,
         api_key: str | None = None,
+        tools: Sequence[Tool] = (),
+        tool_choice: ToolChoice | None = None,
+        parallel_tool_calls: bool | None = None,
+        sampling: Sampling | None = None,
         deadline: Deadline | None = None,
     ) -> tuple[Route, Iterator[ChatDelta]]:
         """Open a stream. Failures before the first delta are retried (and fall back); the first
@@ -242,6 +258,10 @@ class Gateway:
             json_schema=json_schema,
             stop=stop,
             api_key=api_key,
+            tools=tuple(tools),
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            sampling=sampling or Sampling(),
         )
 
         def open_stream(route: Route) -> tuple[Route, Iterator[ChatDelta]]:
@@ -255,7 +275,7 @@ class Gateway:
                 raise
             return route, self._observe_stream(route, started, first, it)
 
-        return self._with_fallbacks(model, deadline, open_stream)
+        return self._with_fallbacks(model, deadline, open_stream, request)
 
     def embed(
         self,
@@ -281,9 +301,20 @@ class Gateway:
         return self._with_retries(lambda: prov.list_models(deadline, api_key), deadline)
 
     # --- machinery ------------------------------------------------------------------------------
-    def _with_fallbacks(self, model: str, deadline: Deadline, call: Callable[[Route], T]) -> T:
+    def _with_fallbacks(
+        self,
+        model: str,
+        deadline: Deadline,
+        call: Callable[[Route], T],
+        chat: ChatRequest | None = None,
+    ) -> T:
+        """Call ``route`` then its fallbacks. For chat, the capability check decides first: the model
+        asked for must honour every feature (else 400), fallbacks that cannot are skipped."""
         route = self.resolve(model)
         chain = [route] + [self.resolve(m) for m in self.settings.model_fallbacks.get(route.name, [])]
+        if chat is not None:
+            capabilities.require(route, chat)
+            chain = [route] + [c for c in chain[1:] if capabilities.missing(c, chat) is None]
         last: AIProxyError | None = None
         for i, candidate in enumerate(chain):
             try:

@@ -82,17 +82,17 @@ def _merge_turns(messages: Sequence[Message]) -> tuple[list[str], list[tuple[str
     turns: list[tuple[str, str]] = []
     for msg in messages:
         if msg.role == "system":
-            if msg.content.strip():
-                system.append(msg.content)
+            if msg.text.strip():
+                system.append(msg.text)
             continue
         if msg.role not in ("user", "assistant"):
             raise InvalidRequestError(f"unsupported message role {msg.role!r}", field="messages")
-        if not msg.content.strip():
+        if not msg.text.strip():
             continue  # Converse rejects blank text blocks
         if turns and turns[-1][0] == msg.role:
-            turns[-1] = (msg.role, turns[-1][1] + "\n\n" + msg.content)
+            turns[-1] = (msg.role, turns[-1][1] + "\n\n" + msg.text)
         else:
-            turns.append((msg.role, msg.content))
+            turns.append((msg.role, msg.text))
     return system, turns
 
 

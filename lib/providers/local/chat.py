@@ -78,7 +78,7 @@ class SmolLM2Engine:
 
     # --- prompt ---------------------------------------------------------------------------------
     def prompt_tokens(self, messages: Sequence[Message], schema: JsonSchema | None) -> list[int]:
-        msgs = [{"role": m.role, "content": m.content} for m in messages]
+        msgs = [{"role": m.role, "content": m.text} for m in messages]
         if schema is not None:
             hint = SCHEMA_HINT + json.dumps(schema.schema, separators=(",", ":"))
             if msgs and msgs[0]["role"] == "system":
