@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lib.dance.lfs import refuse_lfs_pointer
 from lib.errors import InvalidRequestError
 from lib.fileio import atomic_write_text
 
@@ -98,6 +99,7 @@ class EmbeddingCache:
             return cache
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRequestError(f"embedding cache {path}: cannot read: {exc}", field="cache") from None
+        refuse_lfs_pointer(raw[:100].encode("utf-8"), source, "cache")
         try:
             data = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -176,6 +178,7 @@ class EmbeddingCache:
             raise InvalidRequestError(
                 f"pickle cache {p}: cannot read: {exc}", field="import_pickle_cache"
             ) from None
+        refuse_lfs_pointer(data, p, "import_pickle_cache")
         digest = hashlib.sha256(data).hexdigest()
         if any(i.get("sha256") == digest for i in self._imported):
             return 0, 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.dance.lfs import refuse_lfs_pointer
 from lib.errors import InvalidRequestError
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "data" / "catalog.json"
@@ -121,7 +122,9 @@ def parse_catalog(data: Any, path: Path) -> Catalog:
 def load_catalog(path: Path | str | None = None) -> Catalog:
     source = Path(path) if path is not None else DEFAULT_CATALOG
     try:
-        data = json.loads(source.read_text(encoding="utf-8"))
+        raw = source.read_bytes()
+        refuse_lfs_pointer(raw, source, "catalog")
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise _bad("file not found", source) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

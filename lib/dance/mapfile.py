@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lib.dance.jsonfmt import format_json
+from lib.dance.lfs import refuse_lfs_pointer
 from lib.errors import InvalidRequestError
 from lib.fileio import atomic_write_text
 
@@ -65,7 +66,9 @@ def parse_map(data: Any, source: str = "map") -> WeightsMap:
 def load_map(path: Path | str) -> WeightsMap:
     p = Path(path)
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
+        refuse_lfs_pointer(raw, p, "map")
+        data = json.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise InvalidRequestError(f"{p}: file not found", field="map") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -13,10 +13,15 @@ from lib.errors import InvalidUpstreamResponseError
 DECIMALS = 3
 
 
-def round_score(value: float) -> float:
-    """Python's ``round`` to 3 decimals (what Code.org's generator used); ``-0.0`` becomes ``0.0``."""
-    rounded = round(float(value), DECIMALS)
-    return 0.0 if rounded == 0 else rounded
+def round_score(similarity: float) -> float:
+    """The score Code.org's generator wrote for a cosine ``similarity``, bit for bit.
+
+    It computed the cosine *distance* ``d = 1 - similarity`` and wrote ``round((d - 1) * -1, 3)``.
+    The same operations are done here, so a similarity that rounds to zero from below (or is exactly
+    zero) keeps its sign: ``-0.0``, which ``json`` prints as ``-0.0``, as in Code.org's files.
+    """
+    distance = 1.0 - float(similarity)
+    return round((distance - 1) * -1, DECIMALS)
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import random
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -68,6 +69,29 @@ def legacy_model_key(gateway: Gateway, model: str) -> str:
         except UnknownModelError:
             continue
     return model
+
+
+#: A bare Bedrock model id of an embedding vendor (``amazon.titan-embed-text-v1``, ``cohere.embed-...``).
+BARE_BEDROCK_EMBEDDING_ID = re.compile(r"(?:amazon|cohere)\.[A-Za-z0-9._:-]+")
+
+
+def routable_model(gateway: Gateway, model: str) -> str:
+    """``--model`` as the gateway routes it. Code.org's bare Bedrock id (``amazon.titan-embed-text-v1``,
+    also the catalog's ``embedding_model``) is accepted as ``bedrock.<id>``; anything else unknown
+    raises the gateway's own error (which lists the known models)."""
+    try:
+        gateway.resolve(model)
+        return model
+    except UnknownModelError:
+        if not BARE_BEDROCK_EMBEDDING_ID.fullmatch(model):
+            raise
+        try:
+            gateway.resolve(f"bedrock.{model}")
+        except UnknownModelError:
+            pass
+        else:
+            return f"bedrock.{model}"
+        raise
 
 
 # --- generate -------------------------------------------------------------------------------------
@@ -141,7 +165,8 @@ def generate(options: GenerateOptions, gateway: Gateway, *, out: TextIO, err: Te
     if options.max_new is not None and options.max_new < 0:
         raise InvalidRequestError("--max-new must be 0 or more", field="max_new")
     catalog = load_catalog(options.catalog)
-    route = gateway.resolve(options.model)
+    model = routable_model(gateway, options.model)
+    route = gateway.resolve(model)
     if gateway.settings.model_fallbacks.get(route.name):
         # A fallback would silently mix two embedding spaces in one map (and one cache key).
         raise InvalidRequestError(
@@ -215,7 +240,7 @@ def generate(options: GenerateOptions, gateway: Gateway, *, out: TextIO, err: Te
         bar = _progress(len(missing), f"embedding with {route.name}", err, options.progress)
         try:
             for batch in _chunks(missing, options.batch_size):
-                result = gateway.embed(options.model, batch, dimensions=options.dimensions)
+                result = gateway.embed(model, batch, dimensions=options.dimensions)
                 if len(result.vectors) != len(batch):
                     raise InvalidUpstreamResponseError(
                         f"asked for {len(batch)} embeddings, got {len(result.vectors)}",
@@ -400,7 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--model",
         default=PRODUCTION_EMBEDDING_MODEL,
-        help="embedding model: bedrock.amazon.titan-embed-text-v1 (default, what Code.org used), "
+        help="embedding model: bedrock.amazon.titan-embed-text-v1 (default, what Code.org used; "
+        "Code.org's bare id amazon.titan-embed-text-v1 is accepted too), "
         "bedrock.amazon.titan-embed-text-v2:0, text-embedding-3-small (OpenAI), local (offline MiniLM)",
     )
     gen.add_argument(

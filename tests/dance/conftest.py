@@ -26,6 +26,7 @@ from lib.providers.deadline import Deadline
 from lib.providers.gateway import Gateway, ProviderFactory
 from lib.settings import Settings
 from tests.conftest import make_settings
+from tests.support.bedrock_mock import BedrockMock
 from tests.support.openai_mock import fake_vector
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "danceai"
@@ -166,3 +167,19 @@ def run_cli() -> RunCli:
         return code, out.getvalue(), err.getvalue()
 
     return run
+
+
+@pytest.fixture
+def bedrock_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BedrockMock]:
+    """Dummy AWS credentials and a loopback bedrock-runtime; no AWS files, no instance metadata."""
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_BEARER_TOKEN_BEDROCK"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AIPROXY_CONFIG_FILE", str(tmp_path / "no-config.txt"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-file"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-file"))
+    with BedrockMock() as mock:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", mock.endpoint_url)
+        yield mock

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -315,22 +314,6 @@ def test_make_settings_is_offline() -> None:
 
 
 # --- the real path: boto3 -> loopback bedrock-runtime (Titan v1, the default model) ---------------
-
-
-@pytest.fixture
-def bedrock_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BedrockMock]:
-    """Dummy AWS credentials and a loopback bedrock-runtime; no AWS files, no instance metadata."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_BEARER_TOKEN_BEDROCK"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AIPROXY_CONFIG_FILE", str(tmp_path / "no-config.txt"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-file"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-file"))
-    with BedrockMock() as mock:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", mock.endpoint_url)
-        yield mock
 
 
 def test_default_titan_v1_through_boto3_one_call_per_text_then_cache(

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lib.dance.catalog import DEFAULT_CATALOG, OUTPUT_TYPES, load_catalog, text_from_id
@@ -37,11 +38,23 @@ def test_cosine_ignores_vector_length() -> None:
     assert cosine([1, 2, 3], [4, 5, 6]) == pytest.approx(cosine([10, 20, 30], [0.4, 0.5, 0.6]), abs=1e-12)
 
 
-def test_rounding_is_pythons_and_never_negative_zero() -> None:
+def codeorg_score(similarity: float) -> float:
+    """Code.org's generator, written out: cosine distance d, then round((d-1)*-1, 3)."""
+    d = 1 - similarity
+    return round((d - 1) * -1, 3)
+
+
+def test_rounding_is_codeorgs_and_keeps_negative_zero() -> None:
     assert round_score(0.51049) == 0.51
     assert round_score(0.19961) == 0.2
-    assert round_score(-0.0004) == 0.0 and math.copysign(1, round_score(-0.0004)) == 1.0
-    assert round_score(0.0125) == round(0.0125, 3)  # binary float: 0.01249999..., Python says 0.012
+    # a similarity that rounds to zero from below keeps its sign, as in Code.org's files
+    assert math.copysign(1, round_score(-0.0004)) == -1.0 and json.dumps(round_score(-0.0004)) == "-0.0"
+    assert math.copysign(1, round_score(0.0004)) == 1.0
+    # exactly zero: (1 - 0 - 1) * -1 is -0.0 in IEEE arithmetic, so Code.org wrote -0.0 there too
+    assert json.dumps(round_score(0.0)) == json.dumps(codeorg_score(0.0)) == "-0.0"
+    rng = np.random.default_rng(7)
+    for value in [*rng.uniform(-1, 1, 5000), *rng.uniform(-0.002, 0.002, 5000), 0.0125, 0.0005, -0.0005]:
+        assert json.dumps(round_score(float(value))) == json.dumps(codeorg_score(float(value)))
 
 
 def test_zero_or_mismatched_embeddings_are_upstream_errors() -> None:

@@ -75,7 +75,7 @@ def test_rubric_key_concepts_tolerate_bom_and_smart_quotes() -> None:
 
 
 def _load(ds: Path, ex: Path, **kw: object) -> object:
-    args: dict[str, object] = {"max_num_students": 100, "student_ids": None, "new_labels": False}
+    args: dict[str, object] = {"max_num_students": 100, "student_ids": None, "prefer_actual_labels": False}
     args.update(kw)
     return load_lesson("L1", ds, ex, **args)  # type: ignore[arg-type]
 
@@ -116,7 +116,7 @@ def test_max_students_and_legacy_labels(tmp_path: Path) -> None:
         "student," + ",".join(KCS) + "\n" + "\n".join(f"s{i},{N},{N},{N}" for i in range(5)) + "\n"
     )
     assert _load(ds, ex).labels["s0"][KCS[0]] == N  # type: ignore[attr-defined]
-    assert _load(ds, ex, new_labels=True).labels["s0"][KCS[0]] == E  # type: ignore[attr-defined]
+    assert _load(ds, ex, prefer_actual_labels=True).labels["s0"][KCS[0]] == E  # type: ignore[attr-defined]
 
 
 def test_example_without_answer_file(tmp_path: Path) -> None:

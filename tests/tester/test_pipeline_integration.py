@@ -29,7 +29,9 @@ def test_real_pipeline_end_to_end(tmp_path: Path) -> None:
     assert len(bodies) == 5
     assert all(b["n"] == 3 and b["temperature"] == 0 and b["model"] == "gpt-4o" for b in bodies)
     summary = json.loads((tmp_path / "experiments/exp/output/summary.json").read_text())
-    assert summary["totals"]["errors"] == 0 and summary["totals"]["called"] == 6
+    # the blank program is not "called": it is counted apart (the mock saw 5 requests)
+    assert summary["totals"]["errors"] == 0 and summary["totals"]["called"] == 5
+    assert summary["totals"]["no_model_call"] == 1 and summary["totals"]["assessments"] == 6
     assert summary["totals"]["prompt_tokens"] == 5 * 900
     assert summary["statistics"]["overall"]["n"] == 18
     blank = json.loads(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shlex
 import sys
@@ -16,7 +17,14 @@ from lib.assessment.tester import estimate, gate, report
 from lib.assessment.tester.cache import CACHE_DIR, AnswerCache, request_fingerprint
 from lib.assessment.tester.data import DataError, LessonData, Locator, load_lesson
 from lib.assessment.tester.export import export_example
-from lib.assessment.tester.options import DEFAULT_BUCKET, DEFAULT_PREFIX, Options, parse_options
+from lib.assessment.tester.options import (
+    DEFAULT_BUCKET,
+    DEFAULT_PREFIX,
+    Options,
+    bucket_name,
+    key_prefix,
+    parse_options,
+)
 from lib.assessment.tester.params import LessonParams, apply_overrides
 from lib.assessment.tester.runner import (
     Assess,
@@ -73,6 +81,13 @@ def build_request(lesson: LessonData, code: str) -> AssessmentRequest:
     )
 
 
+def _no_model_call(outcome: Outcome) -> bool:
+    """A blank program (or one the code feature extractor answers entirely) gets a static answer."""
+    if outcome.result is None:
+        return False
+    return str(outcome.result.metadata.get("agent") or "").startswith("static")
+
+
 class RubricTester:
     def __init__(self, options: Options, env: Env) -> None:
         self.o = options
@@ -106,6 +121,15 @@ class RubricTester:
             prefix = getattr(self.settings, "rubric_tester_s3_prefix", None)
         if prefix is None:
             prefix = DEFAULT_PREFIX
+        # the settings are checked like the options (a key segment like ".." must not get through)
+        for what, value, check in (
+            ("RUBRIC_TESTER_S3_BUCKET", bucket, bucket_name),
+            ("RUBRIC_TESTER_S3_PREFIX", prefix, key_prefix),
+        ):
+            try:
+                check(value)
+            except argparse.ArgumentTypeError as exc:
+                raise InvalidRequestError(f"{what}: {exc}") from None
         region = getattr(self.settings, "aws_region", None)
         return S3Store(bucket, prefix, client=self.env.s3_client, region=region)
 
@@ -164,7 +188,7 @@ class RubricTester:
                 experiment_dir,
                 max_num_students=o.max_num_students,
                 student_ids=o.student_ids,
-                new_labels=o.new_labels,
+                prefer_actual_labels=o.prefer_actual_labels,
                 params_transform=overrides,
             )
             self.gateway.resolve(lesson.params.model)  # UnknownModelError before any call
@@ -267,7 +291,8 @@ class RubricTester:
             answer_cost += estimate.cost_usd(str(o.result.metadata.get("model") or ""), pt, ct) or 0.0
         return {
             "assessments": len(outcomes),
-            "called": sum(1 for o in outcomes if not o.cached),
+            "called": sum(1 for o in outcomes if not o.cached and not _no_model_call(o)),
+            "no_model_call": sum(1 for o in outcomes if not o.cached and _no_model_call(o)),
             "cached": sum(1 for o in outcomes if o.cached),
             "errors": sum(1 for o in outcomes if not o.ok),
             "prompt_tokens": t.prompt_tokens,
@@ -370,7 +395,16 @@ class RubricTester:
                         count += 1
             self.say(f"exported {count} examples to {o.export_examples}")
 
-        self.print_summary(stats, totals, paths)
+        if o.new_labels:
+            for lesson in lessons:
+                path, written, left_out = report.write_new_labels(out_dir / lesson.lesson, lesson, outcomes)
+                self.say(
+                    f"wrote {path} ({written} students"
+                    + (f"; {left_out} failed and left out" if left_out else "")
+                    + ")"
+                )
+
+        self.print_summary(stats, totals, paths, outcomes)
 
         if o.upload:
             self.upload(locator, out_dir)
@@ -404,26 +438,56 @@ class RubricTester:
             count += store.upload_folder(out_dir, f"{rel}/output")
         self.say(f"uploaded {count} files to {store.url(rel)}")
 
-    def print_summary(self, stats: dict[str, Any], totals: dict[str, Any], paths: dict[str, Path]) -> None:
+    def print_summary(
+        self,
+        stats: dict[str, Any],
+        totals: dict[str, Any],
+        paths: dict[str, Path],
+        outcomes: list[Outcome],
+    ) -> None:
         def pct(x: float | None) -> str:
             return "n/a" if x is None else f"{x * 100:.1f}%"
 
+        def students(n: int) -> str:
+            return f"{n} student{'' if n == 1 else 's'}"
+
+        failed: dict[str, list[Outcome]] = {}
+        for o in outcomes:
+            if not o.ok:
+                failed.setdefault(o.lesson, []).append(o)
         for lesson, ls in stats["lessons"].items():
             m = ls["overall"]
+            assessed = sum(1 for o in outcomes if o.lesson == lesson)
             self.say(
-                f"{lesson}: exact {pct(m['exact']['rate'])}, pass/fail {pct(m['pass_fail']['rate'])}, "
-                f"n={m['n']}, errors {m['errors']}/{m['attempted']}"
+                f"{lesson}: exact {pct(m['exact']['rate'])}, pass/fail {pct(m['pass_fail']['rate'])} "
+                f"over {m['n']} labels; {len(failed.get(lesson, []))} of {students(assessed)} failed"
             )
             for kc, km in ls["key_concepts"].items():
                 self.say(
                     f"    {kc}: exact {pct(km['exact']['rate'])}, pass/fail {pct(km['pass_fail']['rate'])}"
                 )
         m = stats["overall"]
+        static = ""
+        if totals["no_model_call"]:
+            static = (
+                f", {totals['no_model_call']} answered without a model call "
+                "(blank program, or code feature extractor only)"
+            )
         self.say(
             f"Overall: exact {pct(m['exact']['rate'])}, pass/fail {pct(m['pass_fail']['rate'])}; "
-            f"{totals['called']} called, {totals['cached']} cached, {totals['errors']} errors; "
+            f"{students(totals['assessments'])}: {totals['called']} called the model{static}, "
+            f"{totals['cached']} cached, {totals['errors']} failed; "
             f"{totals['total_tokens']:,} tokens, ${totals['cost_usd']:.4f}"
         )
+        if failed:
+            self.say(f"Failed ({students(totals['errors'])}, excluded from accuracy):")
+            for lesson, items in failed.items():
+                for o in sorted(items, key=lambda x: report.natural_key(x.student_id)):
+                    self.say(f"  {lesson}/{o.student_id}: {o.error_kind}: {o.error_message}")
+            self.say(
+                "Rerun the same command with -c to retry only the failed students "
+                "(every successful answer is cached and reused)."
+            )
         self.say(f"Report: {paths['report']}")
         self.say(f"Summary: {paths['summary']}  Predictions: {paths['predictions']}")
 

@@ -2,7 +2,7 @@
 
 ``<root>/datasets/<dataset>/<lesson>/``: ``<student_id>.js`` files and ``actual_labels.csv``
 (``student,<Key Concept 1>,...``; the legacy name ``expected_grades.csv`` wins when present, as in
-Code.org's tool, unless ``--new-labels``).
+Code.org's tool, unless ``--prefer-actual-labels``).
 
 ``<root>/{experiments,releases}/<name>/<lesson>/``: ``params.json``, ``system_prompt.txt``,
 ``standard_rubric.csv``, optional ``examples/<id>.js`` + ``<id>.json|.tsv``, and (releases)
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lib.assessment.tester.options import is_identifier
 from lib.assessment.tester.params import LessonParams, ParamsError, parse_params
 from lib.assessment.tester.s3 import S3Store
 from lib.assessment.types import LABELS
@@ -162,7 +163,7 @@ def load_lesson(
     *,
     max_num_students: int,
     student_ids: list[str] | None,
-    new_labels: bool,
+    prefer_actual_labels: bool = False,
     params_transform: Callable[[LessonParams], LessonParams] | None = None,
 ) -> LessonData:
     """Read and validate everything a lesson run needs. Raises :class:`DataError`/``ParamsError``."""
@@ -196,7 +197,7 @@ def load_lesson(
 
     labels_path = dataset_dir / LABELS_FILE
     legacy = dataset_dir / LEGACY_LABELS_FILE
-    if legacy.is_file() and not new_labels:
+    if legacy.is_file() and not prefer_actual_labels:
         labels_path = legacy
     columns, labels = read_labels(labels_path)
     missing = [kc for kc in key_concepts if kc not in columns]
@@ -324,4 +325,11 @@ class Locator:
                 )
                 if found:
                     return found
-        return [f for f in self.store.list_folders(rel) if f not in NON_LESSON_FOLDERS]
+        found = [f for f in self.store.list_folders(rel) if f not in NON_LESSON_FOLDERS]
+        bad = [f for f in found if not is_identifier(f)]
+        if bad:
+            raise DataError(
+                f"{self.store.url(rel)}: lesson folder name(s) that are not names: "
+                + ", ".join(repr(b) for b in bad)
+            )
+        return found

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lib.assessment.tester.options import is_identifier
+from lib.errors import InvalidRequestError
 from lib.fileio import atomic_write_text
 
 COLUMNS: tuple[str, ...] = ("Key Concept", "Observations", "Evidence", "Label", "Reason")
@@ -34,5 +36,7 @@ def answer_text(rows: list[dict[str, Any]], response_type: str) -> str:
 def export_example(
     folder: Path, student_id: str, code: str, rows: list[dict[str, Any]], response_type: str
 ) -> None:
+    if not is_identifier(student_id):  # a file name inside ``folder``, never a path
+        raise InvalidRequestError(f"--export-examples: student id {student_id!r} is not a file name")
     atomic_write_text(folder / f"{student_id}.js", code)
     atomic_write_text(folder / f"{student_id}.{response_type}", answer_text(rows, response_type))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class Options:
     generate_confidence: bool
     workers: int
     new_labels: bool
+    prefer_actual_labels: bool
     dry_run: bool
     output_dir: Path | None
     export_examples: Path | None
@@ -43,11 +45,53 @@ class Options:
     timeout: float | None
 
 
+#: What a dataset, experiment, release, lesson or student name may be: it becomes a folder or file
+#: name and an S3 key segment, so no path separators, no "..", no leading dot or dash.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+IDENTIFIER_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)"
+#: S3 bucket names (the AWS naming rules, simplified: no path or key characters can get through).
+BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def is_identifier(text: str) -> bool:
+    return bool(IDENTIFIER.fullmatch(text)) and ".." not in text
+
+
+def identifier(text: str) -> str:
+    if not is_identifier(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a name ({IDENTIFIER_RULE})")
+    return text
+
+
 def _csv_list(text: str) -> list[str]:
     items = [part.strip() for part in text.split(",") if part.strip()]
     if not items:
         raise argparse.ArgumentTypeError("expected a comma-separated list")
     return items
+
+
+def _identifier_list(text: str) -> list[str]:
+    items = _csv_list(text)
+    bad = [item for item in items if not is_identifier(item)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"not a name: {', '.join(repr(b) for b in bad)} ({IDENTIFIER_RULE})")
+    return items
+
+
+def bucket_name(text: str) -> str:
+    if not BUCKET.fullmatch(text) or ".." in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an S3 bucket name")
+    return text
+
+
+def key_prefix(text: str) -> str:
+    """A key prefix: '/'-separated names (or empty for the bucket's root)."""
+    parts = [part for part in text.strip("/").split("/")]
+    if text.strip("/") and not all(is_identifier(part) for part in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a key prefix ('/'-separated names of {IDENTIFIER_RULE})"
+        )
+    return text
 
 
 def _non_negative_int(text: str) -> int:
@@ -80,12 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lesson-names",
-        type=_csv_list,
+        type=_identifier_list,
         default=None,
         help="Comma-separated lessons to run. Default: every lesson of the experiment/release.",
     )
     p.add_argument(
         "--dataset-name",
+        type=identifier,
         default=DEFAULT_DATASET,
         help=f"Dataset folder under datasets/ (local or S3). Default: {DEFAULT_DATASET}. "
         f"'{SAMPLE_NAME}' is the bundled offline sample.",
@@ -93,12 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     who = p.add_mutually_exclusive_group()
     who.add_argument(
         "--experiment-name",
+        type=identifier,
         default=None,
         help="Experiment folder under experiments/ holding params.json, prompt, rubric, examples. "
         f"Default with --dataset-name {SAMPLE_NAME}: {SAMPLE_NAME}.",
     )
     who.add_argument(
         "--release-name",
+        type=identifier,
         default=None,
         help="Release folder under releases/ (same layout plus confidence.json).",
     )
@@ -132,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--student-ids",
-        type=_csv_list,
+        type=_identifier_list,
         default=None,
         help="Comma-separated student ids to assess (each must have a .js file and labels).",
     )
@@ -182,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--new-labels",
         action="store_true",
+        help="As in Code.org's tool: write the AI's labels as a new labels file, "
+        "<output>/<lesson>/new_labels.csv, in actual_labels.csv's format (student, one column per "
+        "key concept; failed students left out), e.g. to seed a dataset for human review.",
+    )
+    p.add_argument(
+        "--prefer-actual-labels",
+        action="store_true",
         help="Read actual_labels.csv even when a legacy expected_grades.csv is present "
         "(by default the legacy file wins, as in Code.org's tool).",
     )
@@ -220,11 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--s3-bucket",
+        type=bucket_name,
         default=None,
         help=f"S3 bucket (default: setting RUBRIC_TESTER_S3_BUCKET, else {DEFAULT_BUCKET}).",
     )
     p.add_argument(
         "--s3-prefix",
+        type=key_prefix,
         default=None,
         help=f"S3 key prefix (default: setting RUBRIC_TESTER_S3_PREFIX, else {DEFAULT_PREFIX}).",
     )
@@ -278,6 +334,7 @@ def parse_options(argv: list[str] | None) -> Options:
         generate_confidence=ns.generate_confidence,
         workers=ns.workers,
         new_labels=ns.new_labels,
+        prefer_actual_labels=ns.prefer_actual_labels,
         dry_run=ns.dry_run,
         output_dir=ns.output_dir,
         export_examples=ns.export_examples,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,12 +25,42 @@ from lib.assessment.types import LABELS
 from lib.fileio import atomic_write_json, atomic_write_text
 
 TEMPLATE = "report.html.j2"
+NEW_LABELS_FILE = "new_labels.csv"
 SHORT = {
     "Extensive Evidence": "Extensive",
     "Convincing Evidence": "Convincing",
     "Limited Evidence": "Limited",
     "No Evidence": "No",
 }
+
+
+def natural_key(text: str) -> list[tuple[int, int | str]]:
+    """Sort key putting ``s2`` before ``s10`` (digit runs compare as numbers)."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part]
+
+
+def write_new_labels(folder: Path, lesson: LessonData, outcomes: Sequence[Outcome]) -> tuple[Path, int, int]:
+    """``--new-labels``: the AI's labels as ``new_labels.csv`` in ``actual_labels.csv``'s format.
+
+    Returns (path, students written, failed students left out)."""
+    by_key = {(o.lesson, o.student_id): o for o in outcomes}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["student", *lesson.key_concepts])
+    written = left_out = 0
+    for student in sorted(lesson.students, key=lambda s: natural_key(s.id)):
+        o = by_key.get((lesson.lesson, student.id))
+        if o is None:
+            continue
+        rows = answer_rows(o)
+        if not rows:
+            left_out += 1
+            continue
+        writer.writerow([student.id, *(str(rows[kc].get("Label", "")) for kc in lesson.key_concepts)])
+        written += 1
+    path = folder / NEW_LABELS_FILE
+    atomic_write_text(path, buf.getvalue())
+    return path, written, left_out
 
 
 def agreement(human: str, ai: str | None) -> str:
@@ -159,7 +190,7 @@ def student_views(lessons: Sequence[LessonData], outcomes: Sequence[Outcome]) ->
     by_key = {(o.lesson, o.student_id): o for o in outcomes}
     views: list[StudentView] = []
     for lesson in lessons:
-        for student in lesson.students:
+        for student in sorted(lesson.students, key=lambda s: natural_key(s.id)):
             o = by_key.get((lesson.lesson, student.id))
             if o is None:
                 continue
@@ -244,6 +275,15 @@ def chart_rows(stats: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def rubric_table(rubric: str) -> list[list[str]]:
+    """The rubric CSV as rows of cells (header first) for the report; unparseable text is one cell."""
+    try:
+        rows = [row for row in csv.reader(io.StringIO(rubric.lstrip("\ufeff"))) if row]
+    except csv.Error:
+        return [[rubric]]
+    return rows or [[rubric]]
+
+
 def render_html(context: dict[str, Any]) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
@@ -272,7 +312,7 @@ def write_outputs(
 ) -> dict[str, Path]:
     errors = [
         {"lesson": o.lesson, "student": o.student_id, "kind": o.error_kind, "message": o.error_message}
-        for o in outcomes
+        for o in sorted(outcomes, key=lambda o: (o.lesson, natural_key(o.student_id)))
         if not o.ok
     ]
     summary = {"run": run, "totals": totals, "statistics": stats, "errors": errors}
@@ -292,6 +332,10 @@ def write_outputs(
             "students": student_views(lessons, outcomes),
             "chart": chart_rows(stats),
             "lessons": lessons,
+            "inputs": [
+                {"lesson": lesson.lesson, "prompt": lesson.prompt, "rubric": rubric_table(lesson.rubric)}
+                for lesson in lessons
+            ],
         }
     )
     atomic_write_text(paths["report"], html)

@@ -246,7 +246,8 @@ class Runner:
         bar = tqdm(
             total=len(jobs),
             file=self.progress_file or sys.stderr,
-            disable=not self.progress,
+            # None: tqdm switches itself off when the stream is not a terminal (no bar spam in logs/CI)
+            disable=None if self.progress else True,
             unit="student",
             dynamic_ncols=True,
             smoothing=0.1,
