@@ -14,6 +14,7 @@ from lib.providers.gateway import Gateway
 from lib.settings import Settings, load_settings
 from src.api import Services
 from src.auth import check_auth_configured
+from src.body_limit import BodyLimitMiddleware
 from src.errors import register_error_handlers
 
 log = logging.getLogger("aiproxy.request")
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     for bp in _blueprints():
         app.register_blueprint(bp)
     register_error_handlers(app)
+    # MAX_BODY_BYTES on the bytes actually read (chunked bodies have no Content-Length to check).
+    app.wsgi_app = BodyLimitMiddleware(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
 
     @app.before_request
     def _start() -> None:

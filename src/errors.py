@@ -1,7 +1,10 @@
 """The one place that maps errors to HTTP statuses and JSON bodies.
 
 - ``lib.errors`` kinds -> statuses via ``STATUS_BY_KIND``.
-- Werkzeug HTTP errors (404, 405, 413, ...) -> the same JSON shape, never an HTML page.
+- Werkzeug HTTP errors (404, 405, 413, ...) -> the same JSON shape, never an HTML page; a body over
+  ``MAX_BODY_BYTES`` whatever its framing and a malformed chunked body come from src/body_limit.py.
+- Errors the HTTP server answers before the app runs (malformed request line or headers, limits,
+  header timeout) are written as JSON by src/server.py.
 - Anything unexpected -> 500 JSON with the request id (and the traceback in the log, not the body).
 
 Native routes answer ``{"error": "<message>", "kind": "<kind>", "field"?: "<field>", "request_id"}``;
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from lib.errors import AIProxyError
+from src.body_limit import MalformedBody
 
 log = logging.getLogger("aiproxy.errors")
 
@@ -116,6 +120,12 @@ def register_error_handlers(app: Flask) -> None:
     def _too_large(exc: RequestEntityTooLarge) -> Response:
         limit = app.config.get("MAX_CONTENT_LENGTH")
         return error_response(413, f"request body is larger than the {limit} byte limit", "request_too_large")
+
+    @app.errorhandler(MalformedBody)
+    def _malformed_body(exc: MalformedBody) -> Response:
+        return error_response(
+            400, exc.description or "malformed request body", "malformed_body", field="body"
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

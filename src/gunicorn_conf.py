@@ -1,17 +1,34 @@
 """gunicorn settings shared by bin/serve and the Dockerfile.
 
-Worker class gevent: each worker keeps hundreds of slow upstream calls (10-60 s LLM calls) in flight
+Worker class src.server.AIProxyWorker (gunicorn's gevent worker answering its own errors as JSON,
+timing out slow headers and shedding idle connections near the cap, see src/server.py): each worker
+keeps hundreds of slow upstream calls (10-60 s LLM calls) in flight
 on greenlets instead of one OS thread per request.  CPU-bound local inference is moved to real OS
 threads by lib/concurrency.py so it never stalls the event loop.
 Environment: HOST, PORT, WEB_CONCURRENCY (workers, default = CPU count, at most 4),
 GUNICORN_WORKER_CONNECTIONS (default 1000), GUNICORN_KEEPALIVE (default 185 s: longer than the load
-balancer's 180 s idle timeout), GUNICORN_GRACEFUL_TIMEOUT (default 30 s).
+balancer's 180 s idle timeout; it bounds the wait for the first byte of a request on a new or
+idle keep-alive connection), GUNICORN_HEADER_TIMEOUT (default 10 s: from a request's first byte, its
+request line and headers must arrive within this, else 408 and close), GUNICORN_GRACEFUL_TIMEOUT
+(default 30 s).
+
+Why keep-alive stays long: the ALB reuses idle connections for up to its idle timeout (180 s); a
+target that closes first races the ALB's next request on that connection (502 to the client). Idle
+connections therefore live until ``keepalive``, but near the connection cap a new connection closes
+the connection idle the longest (src/server.py), so idle and slow sockets cannot lock health checks
+out (bench/slowloris_bench.py).
+
+Fail closed: with no AIPROXY_API_KEY, start-up is refused unless AIPROXY_ALLOW_UNAUTHENTICATED=1 and
+every final bind address (HOST/PORT, ``--bind``, ``GUNICORN_CMD_ARGS`` all count) is loopback; the
+worker checks its open sockets again. The soft open-files limit is raised to the hard limit (each
+connection is a file descriptor).
 """
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -20,11 +37,21 @@ import tempfile
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="aiproxy-metrics-")
 _METRICS_DIR = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)  # worker_class and the hooks import src/ and lib/
+
+# One file descriptor per connection (plus upstream sockets): lift the soft limit to the hard one.
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _hard == resource.RLIM_INFINITY or _soft < _hard:
+    _target = 1 << 20 if _hard == resource.RLIM_INFINITY else _hard
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_target, _hard))
 
 _host = os.environ.get("HOST", "127.0.0.1")
 _port = os.environ.get("PORT", "8080")
 bind = [f"[{_host}]:{_port}" if ":" in _host and not _host.startswith("[") else f"{_host}:{_port}"]
-worker_class = "gevent"
+worker_class = "src.server.AIProxyWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(4, os.cpu_count() or 1))
 worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
 backlog = 2048
@@ -39,22 +66,24 @@ preload_app = False
 control_socket_disable = True
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _bind_hosts(server) -> list[str]:  # type: ignore[no-untyped-def]
+    """The hosts gunicorn will really bind (HOST/PORT, --bind and GUNICORN_CMD_ARGS all end here)."""
+    hosts = []
+    for address in server.cfg.address:
+        if isinstance(address, tuple):
+            hosts.append(str(address[0]))
+        else:  # a unix socket path or an inherited fd: not provably loopback
+            hosts.append(str(address))
+    return hosts
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
     """Fail closed before any worker starts: settings must be valid, and an open (keyless) service
-    may only bind to loopback."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    may only bind to loopback (the final bind addresses, wherever they were configured)."""
     from lib.settings import SettingsError, load_settings
+    from src.server import header_timeout_from_env, is_loopback
 
+    header_timeout_from_env()  # a bad value stops start-up here, naming it
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -67,9 +96,11 @@ def on_starting(server):  # type: ignore[no-untyped-def]
                 "(set AIPROXY_ALLOW_UNAUTHENTICATED=1 for loopback development).\n"
             )
             sys.exit(3)
-        if not _is_loopback(_host):
+        open_hosts = [h for h in _bind_hosts(server) if not is_loopback(h)]
+        if open_hosts:
             sys.stderr.write(
-                f"aiproxy: refusing to run without AIPROXY_API_KEY on non-loopback address {_host}.\n"
+                "aiproxy: refusing to run without AIPROXY_API_KEY on non-loopback address "
+                f"{', '.join(open_hosts)} (bind {', '.join(server.cfg.bind)}).\n"
             )
             sys.exit(3)
 

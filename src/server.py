@@ -1,0 +1,321 @@
+"""The gunicorn worker aiproxy runs under (``worker_class`` in src/gunicorn_conf.py).
+
+gunicorn's gevent worker, with three changes:
+
+- **JSON for the server's own errors.** A request gunicorn cannot parse (garbage request line,
+  header without colon, obs-fold, two Content-Length, Content-Length with Transfer-Encoding, request
+  line over ``limit_request_line``, a header over ``limit_request_field_size``, more than
+  ``limit_request_fields`` headers) is answered ``{"error": "...", "kind": "..."}`` with 400 / 414 /
+  431 (and 501, 417, 408, 500 for the rarer cases) instead of gunicorn's HTML page. The log line names
+  the error class only: gunicorn's message quotes the offending header, which may hold a key.
+- **Slow clients cannot take the connection slots.** Waiting for the first byte of a request (a new
+  connection or an idle keep-alive one) is limited by ``keepalive``; from the first byte, the whole
+  request line and headers must arrive within ``GUNICORN_HEADER_TIMEOUT`` seconds (408 JSON
+  otherwise). When a worker's open connections come within ``_reserve`` of ``worker_connections``,
+  every new connection closes the one that has been idle (or reading headers) the longest, so the
+  pool never fills with slow sockets and a health check is always accepted. A request whose headers
+  have arrived is never timed out or shed here: bodies, long LLM calls and streams run as before.
+  An unread request body left behind by a response is drained at most 16 MiB / the header timeout;
+  beyond that the connection closes instead of serving another request on it.
+- **Fail closed on the real bind.** With no ``AIPROXY_API_KEY`` the worker refuses to serve if any of
+  its listening sockets is not loopback, whatever the bind came from (src/gunicorn_conf.py checks the
+  configured addresses first; this checks the sockets actually open).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import ipaddress
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import gevent
+from gunicorn import http, util
+from gunicorn.http import errors as herr
+from gunicorn.workers.ggevent import GeventWorker
+
+log = logging.getLogger("aiproxy.server")
+
+DEFAULT_HEADER_TIMEOUT = 10.0
+
+IDLE, HEADERS, BUSY = "idle", "headers", "busy"
+# Unread body bytes drained after a response (e.g. a 413 to a client still sending, which reads
+# the answer only once its body is sent); bounded by the header timeout too.
+_DRAIN_MAX_BYTES = 16 * 1024 * 1024
+
+
+def header_timeout_from_env() -> float:
+    raw = os.environ.get("GUNICORN_HEADER_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_HEADER_TIMEOUT
+    except ValueError:
+        raise SystemExit(f"aiproxy: GUNICORN_HEADER_TIMEOUT={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise SystemExit("aiproxy: GUNICORN_HEADER_TIMEOUT must be > 0")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _json_error(status: int, reason: str, kind: str, message: str) -> bytes:
+    body = json.dumps({"error": message, "kind": kind}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    return head + body
+
+
+# exception class -> (status, reason, kind, message); first match wins (subclasses before bases).
+_CLIENT_ERRORS: list[tuple[type[BaseException], int, str, str, str]] = [
+    (herr.LimitRequestLine, 414, "URI Too Long", "uri_too_long", "request line too long"),
+    (
+        herr.LimitRequestHeaders,
+        431,
+        "Request Header Fields Too Large",
+        "headers_too_large",
+        "request headers too large",
+    ),
+    (herr.InvalidRequestLine, 400, "Bad Request", "malformed_http", "malformed request line"),
+    (herr.InvalidRequestMethod, 400, "Bad Request", "malformed_http", "invalid request method"),
+    (herr.InvalidHTTPVersion, 400, "Bad Request", "malformed_http", "invalid HTTP version"),
+    (herr.ObsoleteFolding, 400, "Bad Request", "malformed_http", "obsolete header line folding"),
+    (herr.InvalidHeaderName, 400, "Bad Request", "malformed_http", "invalid header name"),
+    (herr.InvalidHeader, 400, "Bad Request", "malformed_http", "malformed header"),
+    (herr.InvalidChunkSize, 400, "Bad Request", "malformed_body", "malformed chunked body"),
+    (herr.ChunkMissingTerminator, 400, "Bad Request", "malformed_body", "malformed chunked body"),
+    (herr.InvalidChunkExtension, 400, "Bad Request", "malformed_body", "malformed chunked body"),
+    (
+        herr.UnsupportedTransferCoding,
+        501,
+        "Not Implemented",
+        "unsupported_transfer_coding",
+        "unsupported transfer coding",
+    ),
+    (herr.ExpectationFailed, 417, "Expectation Failed", "expectation_failed", "unsupported Expect header"),
+    (herr.InvalidSchemeHeaders, 400, "Bad Request", "malformed_http", "contradictory scheme headers"),
+    (herr.InvalidProxyLine, 400, "Bad Request", "malformed_http", "invalid PROXY protocol line"),
+    (herr.InvalidProxyHeader, 400, "Bad Request", "malformed_http", "invalid PROXY protocol header"),
+    (herr.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "PROXY protocol not allowed from this peer"),
+    (herr.ParseException, 400, "Bad Request", "malformed_http", "malformed HTTP request"),
+]
+
+
+def error_for(exc: BaseException) -> tuple[int, str, str, str]:
+    """(status, reason, kind, message) the server answers for an exception raised while parsing."""
+    if isinstance(
+        exc, herr.InvalidResponseHeader | herr.InvalidResponseHeaderName | herr.ConfigurationProblem
+    ):
+        return 500, "Internal Server Error", "internal", "internal error"
+    for cls, status, reason, kind, message in _CLIENT_ERRORS:
+        if isinstance(exc, cls):
+            detail = ""
+            if isinstance(exc, herr.LimitRequestLine) and getattr(exc, "max_size", None):
+                detail = f" (limit {exc.max_size} bytes)"
+            return status, reason, kind, message + detail
+    return 500, "Internal Server Error", "internal", "internal error"
+
+
+class _HeaderTimeout(Exception):
+    pass
+
+
+class _Conn:
+    __slots__ = ("since", "sock", "state")
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        self.state = IDLE
+        self.since = time.monotonic()
+
+    def enter(self, state: str) -> None:
+        self.state = state
+        self.since = time.monotonic()
+
+    def shed(self) -> None:
+        # The connection's greenlet is blocked reading: shutting the socket down makes that read
+        # return end-of-file, so it ends through its ordinary path (no exception thrown into it).
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class AIProxyWorker(GeventWorker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout = header_timeout_from_env()
+        self.idle_timeout = float(self.cfg.keepalive) or self.header_timeout
+        # Free slots kept per worker: new connections shed idle ones at this watermark.
+        self.reserve = max(2, self.worker_connections // 50)
+        self.conns: dict[int, _Conn] = {}
+        self.shed_total = 0
+        self._last_shed_log = 0.0
+
+    # --- start-up --------------------------------------------------------------------------------
+
+    def init_process(self) -> None:
+        self._refuse_open_service_off_loopback()
+        super().init_process()
+
+    def _refuse_open_service_off_loopback(self) -> None:
+        from lib.settings import SettingsError, load_settings
+
+        try:
+            settings = load_settings()
+        except SettingsError:
+            return  # the app start-up reports it (and the arbiter's on_starting did already)
+        if settings.api_keys:
+            return
+        for s in self.sockets:
+            name = s.getsockname()
+            host = name[0] if isinstance(name, tuple) else str(name)
+            if not isinstance(name, tuple) or not is_loopback(host):
+                sys.stderr.write(
+                    f"aiproxy: refusing to serve without AIPROXY_API_KEY on non-loopback socket {name!r}.\n"
+                )
+                sys.stderr.flush()
+                sys.exit(self.cfg.WORKER_BOOT_ERROR if hasattr(self.cfg, "WORKER_BOOT_ERROR") else 3)
+
+    def run(self) -> None:
+        gevent.spawn(self._close_idle_on_shutdown)
+        super().run()
+
+    def _close_idle_on_shutdown(self) -> None:
+        while self.alive:
+            gevent.sleep(0.5)
+        for conn in list(self.conns.values()):
+            if conn.state == IDLE:
+                conn.shed()
+
+    # --- connections -----------------------------------------------------------------------------
+
+    def _admit(self, conn: _Conn) -> None:
+        self.conns[id(conn)] = conn
+        excess = len(self.conns) - (self.worker_connections - self.reserve)
+        if excess <= 0:
+            return
+        candidates = [c for c in self.conns.values() if c is not conn and c.state != BUSY]
+        victims = heapq.nsmallest(excess, candidates, key=lambda c: c.since)
+        for victim in victims:
+            victim.shed()
+            victim.state = BUSY  # not a candidate again while it closes
+        self.shed_total += len(victims)
+        now = time.monotonic()
+        if victims and now - self._last_shed_log > 10:
+            self._last_shed_log = now
+            self.log.warning(
+                "connection slots nearly full (%d of %d): closed idle/slow connections, %d so far",
+                len(self.conns),
+                self.worker_connections,
+                self.shed_total,
+            )
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        client.setblocking(1)
+        conn = _Conn(client)
+        self._admit(conn)
+        try:
+            self._serve(listener, client, addr, conn)
+        finally:
+            self.conns.pop(id(conn), None)
+            util.close(client)
+
+    def _wait_first_byte(self, client: Any, parser: Any) -> bool:
+        """Wait (idle) for the next request to start; False on timeout or end of file."""
+        buf = parser.unreader.buf
+        if buf.getbuffer().nbytes:
+            return True
+        client.settimeout(self.idle_timeout)
+        try:
+            return bool(client.recv(1, socket.MSG_PEEK))
+        except TimeoutError:
+            return False
+        finally:
+            client.settimeout(None)
+
+    def _serve(self, listener: Any, client: Any, addr: Any, conn: _Conn) -> None:
+        req = None
+        try:
+            parser = http.get_parser(self.cfg, client, addr)
+            listener_name = listener.getsockname()
+            while True:
+                if req is not None:
+                    conn.enter(IDLE)
+                    # An unread body left by the previous response: drain a little, else close.
+                    if not parser.finish_body(
+                        deadline=time.monotonic() + self.header_timeout, max_bytes=_DRAIN_MAX_BYTES
+                    ):
+                        return
+                    if not self.alive or not self.cfg.keepalive:
+                        return
+                req = None
+                if not self._wait_first_byte(client, parser):
+                    return
+                conn.enter(HEADERS)
+                timer = gevent.Timeout(self.header_timeout, _HeaderTimeout())
+                timer.start()
+                try:
+                    req = next(parser)
+                finally:
+                    timer.close()
+                if not req:
+                    return
+                conn.enter(BUSY)
+                self.handle_request(listener_name, req, client, addr)
+        except _HeaderTimeout:
+            self._write(
+                client,
+                _json_error(
+                    408,
+                    "Request Timeout",
+                    "request_timeout",
+                    f"request headers not received within {self.header_timeout:g} s",
+                ),
+            )
+        except (StopIteration, http.errors.NoMoreData):
+            return
+        except OSError as exc:
+            if exc.errno not in (None, 9, 32, 104, 107):  # EBADF, EPIPE, ECONNRESET, ENOTCONN
+                self.log.exception("Socket error processing request.")
+        except Exception as exc:  # noqa: BLE001 - every parse error becomes a JSON answer
+            self.handle_error(req, client, addr, exc)
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        status, reason, kind, message = error_for(exc)
+        ip = (addr or ("", -1))[0] if isinstance(addr, tuple) else ""
+        if status >= 500:
+            self.log.exception("Error handling request (%s)", type(exc).__name__)
+        else:
+            # Class name only: gunicorn's message quotes the offending bytes (maybe a key).
+            self.log.warning("Invalid request from ip=%s: %s -> %d", ip, type(exc).__name__, status)
+        self._write(client, _json_error(status, reason, kind, message))
+
+    def _write(self, client: Any, data: bytes) -> None:
+        """Send an error answer, then close gracefully: closing with unread request bytes in the
+        receive buffer makes the kernel send a reset, which can destroy the answer in flight."""
+        try:
+            with gevent.Timeout(2.0, False):
+                client.sendall(data)
+                client.shutdown(socket.SHUT_WR)
+                client.settimeout(0.5)
+                drained = 0
+                while drained < 256 * 1024:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        break
+                    drained += len(chunk)
+        except OSError:
+            self.log.debug("Failed to send error message.")
