@@ -25,8 +25,8 @@ How each client is held to it (design):
   into their socket reads): every call runs on the provider's pool while the caller waits at most
   ``remaining()``; at the deadline the caller gets ``UpstreamTimeoutError`` and a stream being read is
   shut down (see ``lib.providers.bedrock.provider``).  Under gevent the pool runs each call in
-  ``call_bounded``, a ``gevent.Timeout`` at the deadline, so the abandoned call itself stops reading and
-  drops its connection too (a hub timer, a few microseconds a call).  In plain threads nothing can
+  ``call_bounded``, a ``gevent.Timeout`` just after the deadline, so the abandoned call itself stops
+  reading and drops its connection too (a hub timer, a few microseconds a call).  In plain threads nothing can
   interrupt a blocked read from outside: an abandoned non-streaming call runs until its answer is
   complete or one read exceeds the client's read timeout (the caller has long had its answer).
 - **Retries** (``lib.providers.gateway``): no backoff sleep ends past the deadline; a ``Retry-After``
@@ -88,16 +88,21 @@ unbind = UPSTREAM_DEADLINE.reset
 current = UPSTREAM_DEADLINE.get
 
 
+#: ``call_bounded`` interrupts this long after the deadline: the caller waiting for the call has
+#: answered by then (with its own, more specific error); the interruption only stops abandoned work.
+ABANDON_GRACE_SECONDS = 0.1
+
+
 def call_bounded(fn: Callable[[], T], deadline: Deadline) -> T:
-    """``fn()``; under gevent monkey-patching it is interrupted where it blocks when ``deadline``
-    passes (``UpstreamTimeoutError``).  Without gevent it is just ``fn()``: a thread blocked in a read
-    cannot be interrupted from outside."""
+    """``fn()`` run on a worker for a caller that waits at most until ``deadline``; under gevent
+    monkey-patching it is interrupted where it blocks just after the deadline (``UpstreamTimeoutError``).
+    Without gevent it is just ``fn()``: a thread blocked in a read cannot be interrupted from outside."""
     monkey = sys.modules.get("gevent.monkey")
     if monkey is None or not monkey.is_module_patched("socket"):
         return fn()
     import gevent
 
-    left = deadline.expires_at - time.monotonic()
+    left = deadline.expires_at + ABANDON_GRACE_SECONDS - time.monotonic()
     if left <= 0.0:
         raise UpstreamTimeoutError(f"request deadline of {deadline.seconds:g} s passed")
     # gevent.Timeout is a BaseException: no library's ``except Exception`` retries or wraps it.
