@@ -181,6 +181,8 @@ def test_blank_programs_are_not_counted_as_called(tmp_path: Path, capsys: pytest
     assert "2 students: 1 called the model, 1 answered without a model call" in out
     summary = json.loads((tmp_path / "experiments/exp/output/summary.json").read_text())
     assert summary["totals"]["called"] == 1 and summary["totals"]["no_model_call"] == 1
+    html = (tmp_path / "experiments/exp/output/report.html").read_text()
+    assert "2 (1 called the model, 1 answered without a model call, 0 from cache; 0 failed)" in html
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
@@ -220,7 +222,9 @@ def test_new_labels_writes_the_ai_labels_in_actual_labels_format(
     assert run_tester(["--dataset-name", "ai", "--experiment-name", "exp", "-c"], ScriptedAssess()) == 0
 
 
-def test_prefer_actual_labels_is_the_old_meaning(tmp_path: Path, run_tester) -> None:  # type: ignore[no-untyped-def]
+def test_prefer_actual_labels_is_the_old_meaning(
+    tmp_path: Path, run_tester, capsys: pytest.CaptureFixture[str]
+) -> None:  # type: ignore[no-untyped-def]
     ds, _ = write_lesson(tmp_path, "L1", {"s1": (E, E, E)})
     header = "student," + ",".join(f'"{k}"' for k in KCS)
     (ds / "expected_grades.csv").write_text(header + "\ns1,No Evidence,No Evidence,No Evidence\n")
@@ -230,6 +234,10 @@ def test_prefer_actual_labels_is_the_old_meaning(tmp_path: Path, run_tester) -> 
     assert run_tester(ARGS, ScriptedAssess(default=E)) == 0
     summary = json.loads((tmp_path / "experiments/exp/output/summary.json").read_text())
     assert summary["statistics"]["overall"]["exact"]["rate"] == 0.0  # legacy file wins by default
+    # someone using --new-labels in its old meaning is told which file was read
+    capsys.readouterr()
+    assert run_tester([*ARGS, "--new-labels"], ScriptedAssess(default=E)) == 0
+    assert "--prefer-actual-labels reads actual_labels.csv instead" in capsys.readouterr().out
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -245,8 +253,8 @@ def test_report_keeps_prompt_and_rubric_orders_naturally_and_says_who_is_who(
     assert 'id="inputs"' in html and "System prompt" in html
     assert "Grade it. &lt;b&gt;not markup&lt;/b&gt; &amp; keep going" in html
     assert "<th>Key Concept</th>" in html and "<td>Sprites</td>" in html and "<td>lots</td>" in html
-    # the prompt comes before the results
-    assert html.index("System prompt") < html.index('id="confusion"')
+    # the report opens with them, as Code.org's did: before the run parameters and every result
+    assert html.index("System prompt") < html.index('id="params"') < html.index('id="confusion"')
     order = [html.index(f"L1 / {sid}\n") for sid in ("s1", "s2", "s10")]
     assert order == sorted(order)
     assert "human Limited → AI No" in html

@@ -15,7 +15,14 @@ from typing import Any, TextIO
 
 from lib.assessment.tester import estimate, gate, report
 from lib.assessment.tester.cache import CACHE_DIR, AnswerCache, request_fingerprint
-from lib.assessment.tester.data import DataError, LessonData, Locator, load_lesson
+from lib.assessment.tester.data import (
+    LABELS_FILE,
+    LEGACY_LABELS_FILE,
+    DataError,
+    LessonData,
+    Locator,
+    load_lesson,
+)
 from lib.assessment.tester.export import export_example
 from lib.assessment.tester.options import (
     DEFAULT_BUCKET,
@@ -403,6 +410,17 @@ class RubricTester:
                     + (f"; {left_out} failed and left out" if left_out else "")
                     + ")"
                 )
+                legacy = lesson.dataset_dir / LEGACY_LABELS_FILE
+                if (
+                    legacy.is_file()
+                    and not o.prefer_actual_labels
+                    and (lesson.dataset_dir / LABELS_FILE).is_file()
+                ):
+                    self.say(
+                        f"note: {lesson.lesson}'s human labels were read from {LEGACY_LABELS_FILE}; "
+                        f"--prefer-actual-labels reads {LABELS_FILE} instead (what --new-labels did "
+                        "before it took Code.org's meaning)"
+                    )
 
         self.print_summary(stats, totals, paths, outcomes)
 
