@@ -48,7 +48,7 @@ class Options:
 #: What a dataset, experiment, release, lesson or student name may be: it becomes a folder or file
 #: name and an S3 key segment, so no path separators, no "..", no leading dot or dash.
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-IDENTIFIER_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit (at most 128)"
+IDENTIFIER_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit, at most 128 characters"
 #: S3 bucket names (the AWS naming rules, simplified: no path or key characters can get through).
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -74,7 +74,9 @@ def _identifier_list(text: str) -> list[str]:
     items = _csv_list(text)
     bad = [item for item in items if not is_identifier(item)]
     if bad:
-        raise argparse.ArgumentTypeError(f"not a name: {', '.join(repr(b) for b in bad)} ({IDENTIFIER_RULE})")
+        listed = ", ".join(repr(b) for b in bad)
+        verb = "is not a name" if len(bad) == 1 else "are not names"
+        raise argparse.ArgumentTypeError(f"{listed} {verb} ({IDENTIFIER_RULE})")
     return items
 
 
