@@ -122,6 +122,14 @@ def test_export_refuses_an_id_that_is_a_path(tmp_path: Path) -> None:
     assert not (tmp_path / "x.js").exists() and not (tmp_path / "out").exists()
 
 
+def test_export_keeps_dataset_file_names_that_are_not_identifiers(tmp_path: Path) -> None:
+    export_example(tmp_path / "L1", "student 7", "code", [], "tsv")
+    assert sorted(p.name for p in (tmp_path / "L1").iterdir()) == ["student 7.js", "student 7.tsv"]
+    for bad in ("..", ".", "a/b", "a\\b", ""):
+        with pytest.raises(InvalidRequestError):
+            export_example(tmp_path / "L1", bad, "code", [], "tsv")
+
+
 def test_export_with_a_traversing_student_id_exits_2_and_writes_nothing(
     tmp_path: Path, run_tester, capsys: pytest.CaptureFixture[str]
 ) -> None:  # type: ignore[no-untyped-def]

@@ -12,11 +12,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lib.assessment.tester.options import is_identifier
 from lib.errors import InvalidRequestError
 from lib.fileio import atomic_write_text
 
 COLUMNS: tuple[str, ...] = ("Key Concept", "Observations", "Evidence", "Label", "Reason")
+
+
+def is_file_name(name: str) -> bool:
+    """A plain file name: ids from ``--student-ids`` are identifiers already; ids from a dataset's
+    ``*.js`` names may hold other characters (spaces) but never a separator or a ``..``."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
 
 
 def _cell(value: Any) -> str:
@@ -36,7 +41,7 @@ def answer_text(rows: list[dict[str, Any]], response_type: str) -> str:
 def export_example(
     folder: Path, student_id: str, code: str, rows: list[dict[str, Any]], response_type: str
 ) -> None:
-    if not is_identifier(student_id):  # a file name inside ``folder``, never a path
+    if not is_file_name(student_id):  # a file name inside ``folder``, never a path
         raise InvalidRequestError(f"--export-examples: student id {student_id!r} is not a file name")
     atomic_write_text(folder / f"{student_id}.js", code)
     atomic_write_text(folder / f"{student_id}.{response_type}", answer_text(rows, response_type))
