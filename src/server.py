@@ -25,7 +25,6 @@ gunicorn's gevent worker, with three changes:
 from __future__ import annotations
 
 import contextlib
-import heapq
 import ipaddress
 import json
 import logging
@@ -33,6 +32,7 @@ import os
 import socket
 import sys
 import time
+from collections import OrderedDict
 from typing import Any
 
 import gevent
@@ -161,6 +161,8 @@ class AIProxyWorker(GeventWorker):
         # Free slots kept per worker: new connections shed idle ones at this watermark.
         self.reserve = max(2, self.worker_connections // 50)
         self.conns: dict[int, _Conn] = {}
+        # Connections waiting for a request or reading its headers, longest-waiting first.
+        self.sheddable: OrderedDict[int, _Conn] = OrderedDict()
         self.shed_total = 0
         self._last_shed_log = 0.0
 
@@ -202,16 +204,25 @@ class AIProxyWorker(GeventWorker):
 
     # --- connections -----------------------------------------------------------------------------
 
+    def _enter(self, conn: _Conn, state: str) -> None:
+        conn.enter(state)
+        if state == BUSY:
+            self.sheddable.pop(id(conn), None)
+        else:
+            self.sheddable[id(conn)] = conn
+            self.sheddable.move_to_end(id(conn))
+
     def _admit(self, conn: _Conn) -> None:
         self.conns[id(conn)] = conn
         excess = len(self.conns) - (self.worker_connections - self.reserve)
-        if excess <= 0:
-            return
-        candidates = [c for c in self.conns.values() if c is not conn and c.state != BUSY]
-        victims = heapq.nsmallest(excess, candidates, key=lambda c: c.since)
-        for victim in victims:
+        victims = []
+        while excess > 0 and self.sheddable:
+            _, victim = self.sheddable.popitem(last=False)
             victim.shed()
             victim.state = BUSY  # not a candidate again while it closes
+            victims.append(victim)
+            excess -= 1
+        self._enter(conn, IDLE)
         self.shed_total += len(victims)
         now = time.monotonic()
         if victims and now - self._last_shed_log > 10:
@@ -231,6 +242,7 @@ class AIProxyWorker(GeventWorker):
             self._serve(listener, client, addr, conn)
         finally:
             self.conns.pop(id(conn), None)
+            self.sheddable.pop(id(conn), None)
             util.close(client)
 
     def _wait_first_byte(self, client: Any, parser: Any) -> bool:
@@ -253,7 +265,7 @@ class AIProxyWorker(GeventWorker):
             listener_name = listener.getsockname()
             while True:
                 if req is not None:
-                    conn.enter(IDLE)
+                    self._enter(conn, IDLE)
                     # An unread body left by the previous response: drain a little, else close.
                     if not parser.finish_body(
                         deadline=time.monotonic() + self.header_timeout, max_bytes=_DRAIN_MAX_BYTES
@@ -264,7 +276,7 @@ class AIProxyWorker(GeventWorker):
                 req = None
                 if not self._wait_first_byte(client, parser):
                     return
-                conn.enter(HEADERS)
+                self._enter(conn, HEADERS)
                 timer = gevent.Timeout(self.header_timeout, _HeaderTimeout())
                 timer.start()
                 try:
@@ -273,7 +285,7 @@ class AIProxyWorker(GeventWorker):
                     timer.close()
                 if not req:
                     return
-                conn.enter(BUSY)
+                self._enter(conn, BUSY)
                 self.handle_request(listener_name, req, client, addr)
         except _HeaderTimeout:
             self._write(
