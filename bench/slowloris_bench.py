@@ -3,8 +3,9 @@
 Starts the service under gunicorn with bin/serve's defaults (src/gunicorn_conf.py), then opens
 ``--slow`` sockets (default 5,000: more than workers x worker_connections), half of them silent and
 half trickling a header byte every few seconds, and reopens every one the server closes, as an
-attacker would (``--no-reconnect``: open them once). Meanwhile ``GET /`` is timed ``--probes`` times, one at a time (a fresh connection
-each, like the load balancer's health check). The same probes run first with no slow sockets.
+attacker would (``--no-reconnect``: open them once). Meanwhile ``GET /`` is timed ``--probes``
+times, one at a time (a fresh connection each, like the load balancer's health check). The same
+probes run first with no slow sockets.
 
     .venv/bin/python bench/slowloris_bench.py [--slow 5000] [--probes 300] [--workers 2] [--no-reconnect]
 
