@@ -53,6 +53,12 @@ _KIND_BY_HTTP: dict[int, str] = {
 }
 
 
+def openai_error_body(message: str, kind: str, field: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object, the same for a non-streamed answer and an in-band stream error:
+    ``type`` and ``code`` are the aiproxy kind, ``param`` the offending field (or null)."""
+    return {"error": {"message": message, "type": kind, "code": kind, "param": field}}
+
+
 def error_response(
     status: int,
     message: str,
@@ -63,9 +69,7 @@ def error_response(
 ) -> Response:
     request_id = getattr(g, "request_id", None)
     if request.path.startswith("/v1/"):
-        body: dict[str, Any] = {
-            "error": {"message": message, "type": kind, "code": kind, "param": field},
-        }
+        body: dict[str, Any] = openai_error_body(message, kind, field)
     else:
         body = {"error": message, "kind": kind}
         if field:

@@ -130,21 +130,43 @@ class EmbeddingsOut(BaseModel):
 # --- OpenAI-compatible routes ----------------------------------------------------------------
 
 
+class ImageURL(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str = Field(description="A data: URL (base64 PNG/JPEG/GIF/WebP); http(s) URLs are refused.")
+    detail: Literal["auto", "low", "high"] | None = None
+
+
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    type: Literal["text"]
-    text: str = Field(max_length=MAX_CONTENT_CHARS)
+    type: Literal["text", "image_url"]
+    text: str | None = Field(None, max_length=MAX_CONTENT_CHARS)
+    image_url: ImageURL | None = None
+
+
+class OAIFunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field("", max_length=MAX_CONTENT_CHARS)
+
+
+class OAIToolCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"] = "function"
+    function: OAIFunctionCall
 
 
 class OAIMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[OAIToolCall] | None = Field(None, max_length=128)
+    tool_call_id: str | None = Field(None, max_length=256)
 
     @field_validator("content")
     @classmethod
     def _content_size(cls, v: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
-        size = len(v) if isinstance(v, str) else sum(len(p.text) for p in v or ())
+        size = len(v) if isinstance(v, str) else sum(len(p.text or "") for p in v or ())
         if size > MAX_CONTENT_CHARS:
             raise ValueError(f"at most {MAX_CONTENT_CHARS} characters (all text parts together), got {size}")
         return v
@@ -154,7 +176,40 @@ class OAIMessage(BaseModel):
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.text for part in self.content)
+        return "".join(part.text or "" for part in self.content if part.type == "text")
+
+
+class OAIFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="1-64 letters, digits, _ or -.")
+    description: str | None = Field(None, max_length=10_000)
+    parameters: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}},
+        description="The arguments' JSON schema (an object schema).",
+    )
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        return check_json_schema(v)
+
+
+class OAITool(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: OAIFunction
+
+
+class OAINamedFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1, max_length=64)
+
+
+class OAIToolChoiceFunction(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: OAINamedFunction
 
 
 class JsonSchemaFormat(BaseModel):
@@ -195,6 +250,17 @@ class ChatCompletionBody(BaseModel):
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = Field(None, description=f"A string or up to {MAX_STOP_SEQUENCES} strings.")
     response_format: ResponseFormat | None = None
+    tools: list[OAITool] | None = Field(None, max_length=128)
+    tool_choice: Literal["auto", "none", "required"] | OAIToolChoiceFunction | None = None
+    parallel_tool_calls: bool | None = Field(None, strict=True)
+    top_p: Num | None = Field(None, ge=0, le=1)
+    seed: Int | None = None
+    presence_penalty: Num | None = Field(None, ge=-2, le=2)
+    frequency_penalty: Num | None = Field(None, ge=-2, le=2)
+    logit_bias: dict[str, Num] | None = Field(None, description="Token id -> bias (-100..100).")
+    user: str | None = Field(None, max_length=256)
+    logprobs: bool | None = Field(None, strict=True)
+    top_logprobs: Int | None = Field(None, ge=0, le=20)
     json_schema: Any = Field(
         None, description="Not an OpenAI field (it is /chat's): refused with 400, send `response_format`."
     )
@@ -218,14 +284,15 @@ class ChatCompletionBody(BaseModel):
 
 class OAIChoiceMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[OAIToolCall] | None = None
 
 
 class OAIChoice(BaseModel):
     index: int
     message: OAIChoiceMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ChatCompletionOut(BaseModel):

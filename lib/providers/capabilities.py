@@ -72,7 +72,7 @@ def bedrock_images(model_id: str) -> bool:
     return False
 
 
-def missing(route: Route, request: ChatRequest) -> tuple[str, str] | None:
+def missing(route: Route, request: ChatRequest, *, stream: bool = False) -> tuple[str, str] | None:
     """``(field, message)`` for the first feature ``route`` cannot honour, else ``None``."""
     provider = route.provider
     if provider == "openai":
@@ -90,6 +90,8 @@ def missing(route: Route, request: ChatRequest) -> tuple[str, str] | None:
         from lib.providers.bedrock.models import chat_capabilities
 
         model_id = route.model_id
+        if stream and request.n > 1:
+            return "n", f"n > 1 with stream: true is not supported by model {name} (Bedrock)"
         uses_tools = bool(request.tools) or any(m.role == "tool" or m.tool_calls for m in request.messages)
         if uses_tools and not bedrock_tools(model_id):
             return "tools", f"model {name} does not support tools (function calling) on Bedrock"
@@ -108,9 +110,9 @@ def missing(route: Route, request: ChatRequest) -> tuple[str, str] | None:
     return None
 
 
-def require(route: Route, request: ChatRequest) -> None:
+def require(route: Route, request: ChatRequest, *, stream: bool = False) -> None:
     """Raise ``InvalidRequestError`` (400) naming the first feature ``route`` cannot honour."""
-    problem = missing(route, request)
+    problem = missing(route, request, stream=stream)
     if problem is not None:
         fld, message = problem
         raise InvalidRequestError(message, field=fld, model=route.name)

@@ -238,6 +238,7 @@ class Gateway:
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        n: int = 1,
         json_schema: JsonSchema | None = None,
         stop: Sequence[str] | None = None,
         api_key: str | None = None,
@@ -255,6 +256,7 @@ class Gateway:
             messages=list(messages),
             temperature=temperature,
             max_tokens=max_tokens,
+            n=n,
             json_schema=json_schema,
             stop=stop,
             api_key=api_key,
@@ -275,7 +277,7 @@ class Gateway:
                 raise
             return route, self._observe_stream(route, started, first, it)
 
-        return self._with_fallbacks(model, deadline, open_stream, request)
+        return self._with_fallbacks(model, deadline, open_stream, request, stream=True)
 
     def embed(
         self,
@@ -307,14 +309,16 @@ class Gateway:
         deadline: Deadline,
         call: Callable[[Route], T],
         chat: ChatRequest | None = None,
+        *,
+        stream: bool = False,
     ) -> T:
         """Call ``route`` then its fallbacks. For chat, the capability check decides first: the model
         asked for must honour every feature (else 400), fallbacks that cannot are skipped."""
         route = self.resolve(model)
         chain = [route] + [self.resolve(m) for m in self.settings.model_fallbacks.get(route.name, [])]
         if chat is not None:
-            capabilities.require(route, chat)
-            chain = [route] + [c for c in chain[1:] if capabilities.missing(c, chat) is None]
+            capabilities.require(route, chat, stream=stream)
+            chain = [route] + [c for c in chain[1:] if capabilities.missing(c, chat, stream=stream) is None]
         last: AIProxyError | None = None
         for i, candidate in enumerate(chain):
             try:

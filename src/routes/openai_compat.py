@@ -14,15 +14,17 @@ import numpy as np
 from flask import Blueprint, Response, g, jsonify
 
 from lib.errors import AIProxyError, InvalidRequestError
-from lib.providers.base import ChatDelta, JsonSchema, Message, Usage
+from lib.providers.base import ChatDelta, JsonSchema, Usage
+from src import dialect
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
-from src.errors import STATUS_BY_KIND
+from src.errors import error_response, openai_error_body
 from src.schemas import (
     ChatCompletionBody,
     ChatCompletionOut,
     OAIEmbeddingsBody,
     OAIEmbeddingsOut,
+    OAIModel,
     OAIModelList,
 )
 
@@ -41,10 +43,6 @@ def _json_schema(body: ChatCompletionBody) -> JsonSchema | None:
             field="response_format.json_schema",
         )
     return JsonSchema(fmt.json_schema.name, fmt.json_schema.schema_, fmt.json_schema.description or "")
-
-
-def _messages(body: ChatCompletionBody) -> list[Message]:
-    return [Message("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
 
 
 def _b64(vector: list[float]) -> str:
@@ -73,97 +71,101 @@ def chat_completions() -> Response:
     g.model = model
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     max_tokens = body.max_completion_tokens or body.max_tokens
-    schema = _json_schema(body)
+    declared = dialect.tools(body)
+    common: dict[str, Any] = {
+        "temperature": body.temperature,
+        "max_tokens": max_tokens,
+        "n": body.n,
+        "json_schema": _json_schema(body),
+        "stop": stop,
+        "tools": declared,
+        "tool_choice": dialect.tool_choice(body, declared),
+        "parallel_tool_calls": body.parallel_tool_calls,
+        "sampling": dialect.sampling(body),
+        "deadline": g.deadline,
+    }
+    msgs = dialect.messages(body)
     if body.stream:
-        if body.n != 1:
-            raise InvalidRequestError("n > 1 is not supported with stream: true", field="n")
-        route, deltas = svc.gateway.chat_stream(
-            model,
-            _messages(body),
-            temperature=body.temperature,
-            max_tokens=max_tokens,
-            json_schema=schema,
-            stop=stop,
-            deadline=g.deadline,
-        )
+        route, deltas = svc.gateway.chat_stream(model, msgs, **common)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return Response(
-            _stream(route.model_id, deltas, include_usage, g.late_log_fields),
+            _stream(route.model_id, deltas, include_usage, g.late_log_fields, body.n),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    result = svc.gateway.chat(
-        model,
-        _messages(body),
-        temperature=body.temperature,
-        max_tokens=max_tokens,
-        n=body.n,
-        json_schema=schema,
-        stop=stop,
-        deadline=g.deadline,
-    )
+    result = svc.gateway.chat(model, msgs, **common)
     return jsonify(
         {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": result.model,
-            "choices": [
-                {
-                    "index": c.index,
-                    "message": {"role": "assistant", "content": c.text},
-                    "finish_reason": c.finish_reason or "stop",
-                    "logprobs": None,
-                }
-                for c in result.choices
-            ],
+            "choices": [dialect.choice_json(c) for c in result.choices],
             "usage": result.usage.as_dict(),
         }
     )
 
 
 def _stream(
-    route_model: str, deltas: Iterator[ChatDelta], include_usage: bool, log_fields: dict[str, object]
+    route_model: str,
+    deltas: Iterator[ChatDelta],
+    include_usage: bool,
+    log_fields: dict[str, object],
+    n: int = 1,
 ) -> Iterator[str]:
+    """OpenAI's chunk sequence: per choice a role chunk, content / tool-call / logprob chunks, one
+    finish chunk; then the usage chunk (when asked) and ``[DONE]``. Errors after the headers are sent
+    in-band with the same error object as a non-streamed answer."""
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = route_model
 
-    def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
+    def chunk(index: int, delta: dict[str, Any], finish: str | None, logprobs: Any = None) -> str:
+        return _sse(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": logprobs}],
+            }
+        )
 
     usage = Usage()
-    finished = False
-    started = False
+    started: set[int] = set()
+    finished: set[int] = set()
     try:
         for d in deltas:
             if not started:  # the first delta names the answering model, as non-streamed answers do
                 model = d.model or model
-                started = True
-                yield _sse(chunk({"role": "assistant", "content": ""}, None))
+            if d.index not in started:
+                started.add(d.index)
+                yield chunk(d.index, {"role": "assistant", "content": ""}, None)
             if d.usage is not None:
                 usage = d.usage
-            if d.text:
-                yield _sse(chunk({"content": d.text}, None))
-            if d.finish_reason and not finished:
-                finished = True
-                yield _sse(chunk({}, d.finish_reason))
+            if d.text or d.logprobs:
+                yield chunk(
+                    d.index,
+                    {"content": d.text},
+                    None,
+                    dialect.logprobs_json(d.logprobs) if d.logprobs else None,
+                )
+            if d.tool_calls:
+                calls = [dialect.tool_call_delta_json(tc) for tc in d.tool_calls]
+                yield chunk(d.index, {"tool_calls": calls}, None)
+            if d.finish_reason and d.index not in finished:
+                finished.add(d.index)
+                yield chunk(d.index, {}, d.finish_reason)
     except AIProxyError as exc:
         # Headers are gone already: report the failure in-band, the way OpenAI does.
         log_fields["error_kind"] = exc.kind
-        status = STATUS_BY_KIND.get(exc.kind, 502)
-        yield _sse({"error": {"message": exc.message, "type": exc.kind, "code": str(status), "param": None}})
+        yield _sse(openai_error_body(exc.message, exc.kind, getattr(exc, "field", None)))
         return
-    if not started:
-        yield _sse(chunk({"role": "assistant", "content": ""}, None))
-    if not finished:
-        yield _sse(chunk({}, "stop"))
+    for index in range(n):
+        if index not in started:
+            yield chunk(index, {"role": "assistant", "content": ""}, None)
+        if index not in finished:
+            yield chunk(index, {}, "stop")
     if include_usage:
         yield _sse(
             {
@@ -176,6 +178,26 @@ def _stream(
             }
         )
     yield _sse("[DONE]")
+
+
+@bp.get("/models/<path:model_id>")
+@require_auth
+@documented(
+    "One model this service routes (as listed by /v1/models, or any routable name); no upstream call",
+    responses={200: OAIModel},
+    errors=(401, 404),
+    tags=("openai-compatible",),
+)
+def model_info(model_id: str) -> Response:
+    gateway = services().gateway
+    for m in gateway.catalog():
+        if m.id == model_id:
+            return jsonify({"id": m.id, "object": "model", "created": 0, "owned_by": m.owned_by})
+    try:
+        route = gateway.resolve(model_id)
+    except AIProxyError:
+        return error_response(404, f"model {model_id!r} is not routed by this service", "model_not_found")
+    return jsonify({"id": model_id, "object": "model", "created": 0, "owned_by": route.provider})
 
 
 @bp.post("/embeddings")

@@ -4,13 +4,12 @@ and accounting data never costs the caller a paid-for answer."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
 from lib.errors import InvalidUpstreamResponseError
-from lib.providers.base import ChatRequest, EmbedRequest, Message
+from lib.providers.base import ChatRequest, EmbedRequest, Message, ToolCall
 from lib.providers.deadline import Deadline
 from lib.providers.openai import OpenAIProvider
 from tests.conftest import make_settings
@@ -44,16 +43,15 @@ def _with(body: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**body, **changes}
 
 
-def test_tool_calls_without_content_become_the_text(
-    provider: OpenAIProvider, openai_mock: OpenAIMock
-) -> None:
+def test_tool_calls_are_typed_not_text(provider: OpenAIProvider, openai_mock: OpenAIMock) -> None:
     calls = [{"id": "c1", "type": "function", "function": {"name": "grade", "arguments": '{"a": 1}'}}]
     body = completion("x")
     body["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": calls}
     body["choices"][0]["finish_reason"] = "tool_calls"
     openai_mock.script(CHAT, body)
     result = _chat(provider)
-    assert json.loads(result.choices[0].text) == calls
+    assert result.choices[0].text == ""
+    assert result.choices[0].tool_calls == (ToolCall("c1", "grade", '{"a": 1}'),)
     assert result.choices[0].finish_reason == "tool_calls"
 
 

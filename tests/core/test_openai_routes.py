@@ -233,8 +233,24 @@ def test_v1_errors_use_openai_shape(client: FlaskClient) -> None:
     assert r.json["error"]["type"] == "invalid_request" and "messages" in r.json["error"]["message"]
 
 
-def test_v1_stream_rejects_n(client: FlaskClient) -> None:
-    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}], "stream": True, "n": 2}
+def test_v1_stream_with_n_streams_every_choice(client: FlaskClient) -> None:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "x y"}], "stream": True, "n": 2}
+    r = client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"})
+    assert r.status_code == 200
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    text: dict[int, str] = {}
+    finish: dict[int, str] = {}
+    for e in events:
+        for c in e["choices"]:
+            text[c["index"]] = text.get(c["index"], "") + (c["delta"].get("content") or "")
+            if c["finish_reason"]:
+                finish[c["index"]] = c["finish_reason"]
+    assert text == {0: "echo: x y", 1: "echo: x y"} and finish == {0: "stop", 1: "stop"}
+
+
+def test_v1_stream_with_n_on_bedrock_is_400_naming_n(client: FlaskClient) -> None:
+    body = {"model": "bedrock.us.amazon.nova-pro-v1:0", "messages": [{"role": "user", "content": "x"}]}
+    body |= {"stream": True, "n": 2}
     r = client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {API_KEY}"})
     assert r.status_code == 400 and r.json["error"]["param"] == "n"
 

@@ -140,6 +140,9 @@ class OpenAIMock(ScriptedServer[Reply]):
     @staticmethod
     def _default_chat(body: dict[str, Any]) -> Reply | dict[str, Any]:
         messages = body.get("messages") or []
+        tool_reply = _tool_reply(body)
+        if tool_reply is not None:
+            return tool_reply
         last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
         content = last.get("content")
         if isinstance(content, list):
@@ -245,6 +248,132 @@ class OpenAIMock(ScriptedServer[Reply]):
             do_POST = _serve
 
         return Handler
+
+
+def sample_for(schema: dict[str, Any]) -> Any:
+    """A value that satisfies a simple JSON schema (objects, arrays, enums, scalars)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return sample_for(schema["anyOf"][0])
+    kind = schema.get("type", "object")
+    if isinstance(kind, list):
+        kind = kind[0]
+    if kind == "object":
+        props = schema.get("properties") or {}
+        return {k: sample_for(v) for k, v in props.items()}
+    if kind == "array":
+        return [sample_for(schema.get("items") or {"type": "string"})]
+    return {"string": "sample", "integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "x")
+
+
+def _tool_reply(body: dict[str, Any]) -> Reply | dict[str, Any] | None:
+    """What OpenAI does with tools, schemas and logprobs, reduced to a rule: with ``tools`` and no tool
+    result yet, call the chosen (or first) tool with arguments sampled from its schema; after a
+    ``tool`` turn, answer ``tool said: <result>``; a ``json_schema`` format answers a sample value."""
+    messages = body.get("messages") or []
+    tools = body.get("tools") or []
+    choice = body.get("tool_choice")
+    last = messages[-1] if messages else {}
+    fmt = body.get("response_format") or {}
+    model = str(body.get("model", "mock"))
+    if last.get("role") == "tool":
+        results = []
+        for m in reversed(messages):
+            if m.get("role") != "tool":
+                break
+            results.insert(0, str(m.get("content")))
+        return _answer(body, "tool said: " + "; ".join(results), model)
+    if tools and choice != "none":
+        if isinstance(choice, dict):
+            chosen = [t for t in tools if t["function"]["name"] == choice["function"]["name"]]
+        else:
+            chosen = tools[: 2 if body.get("parallel_tool_calls", True) and len(tools) > 1 else 1]
+        calls = [
+            {
+                "id": f"call_{i}_{t['function']['name']}",
+                "type": "function",
+                "function": {
+                    "name": t["function"]["name"],
+                    "arguments": json.dumps(sample_for(t["function"].get("parameters") or {})),
+                },
+            }
+            for i, t in enumerate(chosen)
+        ]
+        if body.get("stream"):
+            events: list[dict[str, Any] | str] = [
+                _chunk(body, 0, {"role": "assistant", "content": None}, None)
+            ]
+            for i, c in enumerate(calls):
+                args = c["function"]["arguments"]
+                head = {"index": i, "id": c["id"], "type": "function"}
+                head["function"] = {"name": c["function"]["name"], "arguments": ""}
+                events.append(_chunk(body, 0, {"tool_calls": [head]}, None))
+                half = len(args) // 2
+                for piece in (args[:half], args[half:]):
+                    events.append(
+                        _chunk(
+                            body, 0, {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}, None
+                        )
+                    )
+            events.append(_chunk(body, 0, {}, "tool_calls"))
+            events.append(_usage_chunk(body, 20, 10))
+            events.append("[DONE]")
+            return Reply(sse=events)
+        out = completion("", model=model, finish_reason="tool_calls")
+        out["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": calls}
+        return out
+    if fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema") or {}
+        return _answer(body, json.dumps(sample_for(schema)), model)
+    if body.get("logprobs") and not body.get("stream"):
+        user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        return _answer(body, f"echo: {user.get('content')}", model)
+    return None
+
+
+def _answer(body: dict[str, Any], text: str, model: str) -> Reply | dict[str, Any]:
+    if body.get("stream"):
+        return Reply(
+            sse=[
+                _chunk(body, 0, {"role": "assistant", "content": ""}, None),
+                _chunk(body, 0, {"content": text}, None),
+                _chunk(body, 0, {}, "stop"),
+                _usage_chunk(body, 20, 5),
+                "[DONE]",
+            ]
+        )
+    out = completion(text, model=model)
+    if body.get("logprobs"):
+        top = int(body.get("top_logprobs") or 0)
+        out["choices"][0]["logprobs"] = {
+            "content": [
+                {
+                    "token": w,
+                    "logprob": -0.25,
+                    "bytes": list(w.encode()),
+                    "top_logprobs": [{"token": w, "logprob": -0.25, "bytes": list(w.encode())}] * top,
+                }
+                for w in text.split(" ")
+            ],
+            "refusal": None,
+        }
+    return out
+
+
+def _usage_chunk(body: dict[str, Any], prompt: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-mock",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": body.get("model", "mock"),
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt + completion_tokens,
+        },
+    }
 
 
 def _chunk(body: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ trickles its answer ends at the deadline (``lib.providers.deadline``).
 
 from __future__ import annotations
 
-import json
+import base64
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -39,7 +39,16 @@ from lib.providers.base import (
     EmbedRequest,
     EmbedResult,
     FinishReason,
+    ImagePart,
+    Message,
     ModelInfo,
+    TextPart,
+    TokenLogprob,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolResult,
+    TopLogprob,
     Usage,
 )
 from lib.providers.deadline import Deadline, bind, unbind
@@ -166,6 +175,73 @@ def _usage(raw: object, completion_key: str | None) -> Usage:
     return Usage(_tokens(raw.get("prompt_tokens")), completion)
 
 
+def _wire_messages(msg: Message) -> list[dict[str, Any]]:
+    """One aiproxy message as OpenAI messages (a tool turn with several results becomes several)."""
+    if isinstance(msg.content, str):
+        return [{"role": msg.role, "content": msg.content}]
+    if msg.role == "tool":
+        return [
+            {"role": "tool", "tool_call_id": p.tool_call_id, "content": p.content}
+            for p in msg.content
+            if isinstance(p, ToolResult)
+        ]
+    out: dict[str, Any] = {"role": msg.role}
+    if msg.images:
+        content: list[dict[str, Any]] = []
+        for p in msg.content:
+            if isinstance(p, TextPart):
+                content.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImagePart):
+                url = f"data:{p.media_type};base64,{base64.b64encode(p.data).decode('ascii')}"
+                image: dict[str, Any] = {"url": url}
+                if p.detail:
+                    image["detail"] = p.detail
+                content.append({"type": "image_url", "image_url": image})
+        out["content"] = content
+    else:
+        out["content"] = msg.text or None
+    calls = msg.tool_calls
+    if calls:
+        out["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]
+    return [out]
+
+
+def _wire_tool(tool: Tool) -> dict[str, Any]:
+    fn: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        fn["description"] = tool.description
+    if tool.strict is not None:
+        fn["strict"] = tool.strict
+    return {"type": "function", "function": fn}
+
+
+def _logprobs(raw: object) -> tuple[TokenLogprob, ...] | None:
+    if not isinstance(raw, dict):
+        return None
+    items = raw.get("content")
+    if not isinstance(items, list):
+        return None
+
+    def _bytes(v: object) -> tuple[int, ...] | None:
+        return tuple(int(b) for b in v) if isinstance(v, list) else None
+
+    return tuple(
+        TokenLogprob(
+            str(t["token"]),
+            float(t["logprob"]),
+            _bytes(t.get("bytes")),
+            tuple(
+                TopLogprob(str(x["token"]), float(x["logprob"]), _bytes(x.get("bytes")))
+                for x in t.get("top_logprobs") or ()
+            ),
+        )
+        for t in items
+    )
+
+
 def _choice(raw: dict[str, Any], position: int) -> Choice:
     message = raw["message"]
     content = message.get("content")
@@ -176,13 +252,18 @@ def _choice(raw: dict[str, Any], position: int) -> Choice:
         isinstance(tool_calls, list) and all(isinstance(tc, dict) for tc in tool_calls)
     ):
         raise ValueError("tool_calls is not a list of objects")
-    text = json.dumps(tool_calls) if tool_calls and not content else (content or "")
+    calls = tuple(
+        ToolCall(str(tc["id"]), str(tc["function"]["name"]), str(tc["function"].get("arguments") or ""))
+        for tc in tool_calls or ()
+    )
     index = raw.get("index")
     finish = raw.get("finish_reason")
     return Choice(
         index=index if isinstance(index, int) and not isinstance(index, bool) else position,
-        text=text,
+        text=content or "",
         finish_reason=_FINISH.get(str(finish), "stop") if finish else None,
+        tool_calls=calls,
+        logprobs=_logprobs(raw.get("logprobs")),
     )
 
 
@@ -276,8 +357,26 @@ class OpenAIProvider:
     def _chat_params(req: ChatRequest) -> dict[str, Any]:
         params: dict[str, Any] = {
             "model": req.model,
-            "messages": [{"role": m.role, "content": m.content} for m in req.messages],
+            "messages": [m for msg in req.messages for m in _wire_messages(msg)],
         }
+        if req.tools:
+            params["tools"] = [_wire_tool(t) for t in req.tools]
+        if req.tool_choice is not None:
+            tc = req.tool_choice
+            params["tool_choice"] = (
+                {"type": "function", "function": {"name": tc.name}} if tc.mode == "function" else tc.mode
+            )
+        if req.parallel_tool_calls is not None and req.tools:
+            params["parallel_tool_calls"] = req.parallel_tool_calls
+        sp = req.sampling
+        for name in ("top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "user"):
+            value = getattr(sp, name)
+            if value is not None:
+                params[name] = value
+        if sp.logprobs:
+            params["logprobs"] = True
+            if sp.top_logprobs is not None:
+                params["top_logprobs"] = sp.top_logprobs
         if req.temperature is not None:
             params["temperature"] = req.temperature
         if req.max_tokens is not None:
@@ -383,8 +482,25 @@ class OpenAIProvider:
                     text = (c.delta.content or "") if c.delta else ""
                     finish = _FINISH.get(str(c.finish_reason), "stop") if c.finish_reason else None
                     finished = finished or finish is not None
-                    if text or finish:
-                        yield ChatDelta(index=c.index, text=text, finish_reason=finish, model=chunk.model)
+                    calls = tuple(
+                        ToolCallDelta(
+                            tc.index,
+                            tc.id,
+                            tc.function.name if tc.function else None,
+                            (tc.function.arguments or "") if tc.function else "",
+                        )
+                        for tc in ((c.delta.tool_calls or ()) if c.delta else ())
+                    )
+                    lp = _logprobs(c.logprobs.model_dump()) if c.logprobs is not None else None
+                    if text or finish or calls or lp:
+                        yield ChatDelta(
+                            index=c.index,
+                            text=text,
+                            finish_reason=finish,
+                            model=chunk.model,
+                            tool_calls=calls,
+                            logprobs=lp or (),
+                        )
         except AIProxyError:
             raise
         except Exception as exc:
