@@ -7,7 +7,7 @@ attacker would (``--no-reconnect``: open them once). Meanwhile ``GET /`` is time
 times, one at a time (a fresh connection each, like the load balancer's health check). The same
 probes run first with no slow sockets.
 
-    .venv/bin/python bench/slowloris_bench.py [--slow 5000] [--probes 300] [--workers 2] [--no-reconnect]
+    .venv/bin/python bench/slowloris_bench.py [--slow 5000] [--probes 300] [--no-reconnect] [--stock]
 
 Prints one JSON object: health p50/p99/max (ms) and errors, without and with the slow sockets, and
 how many slow connections the server closed.
@@ -44,7 +44,11 @@ def raise_nofile(need: int) -> None:
         raise SystemExit(f"need {need} open files, the hard limit allows {soft}: raise it (ulimit -Hn)")
 
 
-def probe(port: int, timeout: float = 30.0) -> float | None:
+PROBE_TIMEOUT = 30.0
+
+
+def probe(port: int, timeout: float | None = None) -> float | None:
+    timeout = timeout or PROBE_TIMEOUT
     started = time.perf_counter()
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
@@ -159,15 +163,21 @@ def main() -> None:
     ap.add_argument("--drip", type=float, default=3.0, help="seconds between bytes on trickling sockets")
     ap.add_argument("--workers", type=int, default=0, help="0 = bin/serve's default")
     ap.add_argument(
+        "--stock", action="store_true", help="gunicorn's own gevent worker instead of src/server.py (before)"
+    )
+    ap.add_argument("--probe-timeout", type=float, default=30.0, help="a probe slower than this is an error")
+    ap.add_argument(
         "--no-reconnect", action="store_true", help="do not reopen the slow sockets the server closes"
     )
     args = ap.parse_args()
     raise_nofile(args.slow + 200)
+    global PROBE_TIMEOUT
+    PROBE_TIMEOUT = args.probe_timeout
 
     env = {"AIPROXY_API_KEY": "bench-key"}
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
-    svc = Service(env, workers=args.workers or 0)
+    svc = Service(env, workers=args.workers or 0, args=("--worker-class", "gevent") if args.stock else ())
     if not args.workers:
         svc.env.pop("WEB_CONCURRENCY", None)
     with svc:
@@ -184,6 +194,7 @@ def main() -> None:
             {
                 "slow_sockets": args.slow,
                 "reconnect": not args.no_reconnect,
+                "worker": "gunicorn gevent (stock)" if args.stock else "src.server.AIProxyWorker",
                 "workers": args.workers or "default",
                 "health_quiet": quiet,
                 "health_with_slow_sockets": loaded,
