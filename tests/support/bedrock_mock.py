@@ -192,6 +192,62 @@ def stream_events(
     return events
 
 
+def _tool_plan(body: dict[str, Any]) -> list[tuple[str, str, Any]] | str | None:
+    """What Claude does with caller tools, reduced to a rule: after ``toolResult`` blocks answer
+    ``tool said: <results>``; otherwise (auto/any) call the first two tools with inputs sampled from
+    their schemas. ``None``: no tools, or a forced tool (answered with one toolUse)."""
+    config = body.get("toolConfig") or {}
+    specs = [t["toolSpec"] for t in config.get("tools", []) if "toolSpec" in t]
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    results = [
+        b["toolResult"] for b in last.get("content") or [] if isinstance(b, dict) and "toolResult" in b
+    ]
+    if results:
+        return "tool said: " + "; ".join(_text_of(r.get("content")) for r in results)
+    if not specs or (config.get("toolChoice") or {}).get("tool"):
+        return None  # a forced tool (structured output or tool_choice function): answered below
+    specs = specs[:2]
+    return [
+        (f"tooluse_{i}_{s['name']}", s["name"], sample_for_schema((s.get("inputSchema") or {}).get("json")))
+        for i, s in enumerate(specs)
+    ]
+
+
+def tool_stream_events(plan: list[tuple[str, str, Any]], *, input_tokens: int = 11) -> list[Event]:
+    """ConverseStream frames of a text block then one toolUse block per call (input in two pieces)."""
+    events = [
+        Event("messageStart", {"role": "assistant"}),
+        Event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Let me look."}}),
+        Event("contentBlockStop", {"contentBlockIndex": 0}),
+    ]
+    for k, (use_id, name, value) in enumerate(plan, start=1):
+        raw = json.dumps(value)
+        half = len(raw) // 2
+        events.append(
+            Event(
+                "contentBlockStart",
+                {"contentBlockIndex": k, "start": {"toolUse": {"toolUseId": use_id, "name": name}}},
+            )
+        )
+        for piece in (raw[:half], raw[half:]):
+            events.append(
+                Event("contentBlockDelta", {"contentBlockIndex": k, "delta": {"toolUse": {"input": piece}}})
+            )
+        events.append(Event("contentBlockStop", {"contentBlockIndex": k}))
+    events += [
+        Event("messageStop", {"stopReason": "tool_use"}),
+        Event(
+            "metadata",
+            {
+                "usage": {"inputTokens": input_tokens, "outputTokens": 9, "totalTokens": input_tokens + 9},
+                "metrics": {"latencyMs": 5},
+            },
+        ),
+    ]
+    return events
+
+
 def exception_event(code: str, message: str = "mock stream error") -> Event:
     """An error inside a stream; ``code`` as Bedrock names it there (``throttlingException``)."""
     return Event(code, {"message": message}, exception=True)
@@ -299,6 +355,16 @@ class BedrockMock(ScriptedServer[Reply]):
     def _default_converse(self, req: Recorded) -> Reply | dict[str, Any]:
         body = req.json if isinstance(req.json, dict) else {}
         text, prompt_tokens = self._answer_text(body)
+        plan = _tool_plan(body)
+        if isinstance(plan, str):
+            return converse_answer(plan, input_tokens=prompt_tokens, output_tokens=len(plan.split()))
+        if plan:
+            answer = converse_answer("", stop_reason="tool_use", input_tokens=prompt_tokens, output_tokens=9)
+            answer["output"]["message"]["content"] = [
+                {"text": "Let me look that up."},
+                *({"toolUse": {"toolUseId": i, "name": n, "input": v}} for i, n, v in plan),
+            ]
+            return answer
         tool_config = body.get("toolConfig") or {}
         forced = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
         if forced:
@@ -317,6 +383,11 @@ class BedrockMock(ScriptedServer[Reply]):
     def _default_converse_stream(self, req: Recorded) -> Reply | dict[str, Any]:
         body = req.json if isinstance(req.json, dict) else {}
         text, prompt_tokens = self._answer_text(body)
+        plan = _tool_plan(body)
+        if isinstance(plan, str):
+            text = plan
+        elif plan:
+            return Reply(events=tool_stream_events(plan, input_tokens=prompt_tokens))
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
         return Reply(events=stream_events(pieces, input_tokens=prompt_tokens, output_tokens=len(words)))

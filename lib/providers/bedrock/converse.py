@@ -28,7 +28,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from lib.errors import InvalidRequestError, InvalidUpstreamResponseError
-from lib.providers.base import ChatRequest, Choice, FinishReason, JsonSchema, Message, Usage
+from lib.providers.base import (
+    ChatRequest,
+    Choice,
+    FinishReason,
+    ImagePart,
+    JsonSchema,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
 from lib.providers.bedrock.models import ChatCapabilities
 
 PLACEHOLDER_USER_TURN = "(conversation start)"
@@ -77,23 +88,92 @@ def schema_instruction(schema: JsonSchema) -> str:
     return "\n".join(parts)
 
 
-def _merge_turns(messages: Sequence[Message]) -> tuple[list[str], list[tuple[str, str]]]:
+Block = dict[str, Any]
+
+
+def _blocks(msg: Message) -> list[Block]:
+    """Converse content blocks of one message (blank text dropped: Converse rejects it)."""
+    out: list[Block] = []
+    for part in msg.parts:
+        if isinstance(part, TextPart):
+            if part.text.strip():
+                out.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            out.append({"image": {"format": part.media_type.split("/")[1], "source": {"bytes": part.data}}})
+        elif isinstance(part, ToolCall):
+            try:
+                args = json.loads(part.arguments) if part.arguments.strip() else {}
+            except ValueError:
+                raise InvalidRequestError(
+                    f"tool call {part.id!r}: arguments are not JSON", field="messages"
+                ) from None
+            if not isinstance(args, dict):
+                raise InvalidRequestError(
+                    f"tool call {part.id!r}: arguments must be a JSON object", field="messages"
+                )
+            out.append({"toolUse": {"toolUseId": part.id, "name": part.name, "input": args}})
+        elif isinstance(part, ToolResult):
+            out.append(
+                {
+                    "toolResult": {
+                        "toolUseId": part.tool_call_id,
+                        "content": [{"text": part.content or "(empty)"}],
+                    }
+                }
+            )
+    return out
+
+
+def _merge_turns(messages: Sequence[Message]) -> tuple[list[str], list[tuple[str, list[Block]]]]:
+    """System text apart; turns with Converse roles (a tool result is the user's), same roles merged."""
     system: list[str] = []
-    turns: list[tuple[str, str]] = []
+    turns: list[tuple[str, list[Block]]] = []
     for msg in messages:
         if msg.role == "system":
             if msg.text.strip():
                 system.append(msg.text)
             continue
-        if msg.role not in ("user", "assistant"):
+        if msg.role not in ("user", "assistant", "tool"):
             raise InvalidRequestError(f"unsupported message role {msg.role!r}", field="messages")
-        if not msg.text.strip():
-            continue  # Converse rejects blank text blocks
-        if turns and turns[-1][0] == msg.role:
-            turns[-1] = (msg.role, turns[-1][1] + "\n\n" + msg.text)
+        role = "user" if msg.role == "tool" else msg.role
+        blocks = _blocks(msg)
+        if not blocks:
+            continue
+        if turns and turns[-1][0] == role:
+            prev = turns[-1][1]
+            if prev and blocks and "text" in prev[-1] and "text" in blocks[0]:
+                prev[-1] = {"text": prev[-1]["text"] + "\n\n" + blocks[0]["text"]}
+                blocks = blocks[1:]
+            prev.extend(blocks)
         else:
-            turns.append((msg.role, msg.text))
+            turns.append((role, blocks))
     return system, turns
+
+
+def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
+    """``toolConfig`` for the caller's tools (``tool_choice: none`` sends none)."""
+    choice = request.tool_choice
+    if not request.tools or (choice is not None and choice.mode == "none"):
+        return None
+    config: dict[str, Any] = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "inputSchema": {"json": t.parameters},
+                }
+            }
+            for t in request.tools
+        ]
+    }
+    if choice is not None and choice.mode == "required":
+        config["toolChoice"] = {"any": {}}
+    elif choice is not None and choice.mode == "function":
+        config["toolChoice"] = {"tool": {"name": choice.name}}
+    elif choice is not None:
+        config["toolChoice"] = {"auto": {}}
+    return config
 
 
 def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> ConverseCall:
@@ -101,14 +181,22 @@ def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> Conv
     if not turns:
         if not system:
             raise InvalidRequestError("messages must contain some text", field="messages")
-        turns = [("user", "\n\n".join(system))]
+        turns = [("user", [{"text": "\n\n".join(system)}])]
         system = []
     if turns[0][0] != "user":
-        turns.insert(0, ("user", PLACEHOLDER_USER_TURN))
+        turns.insert(0, ("user", [{"text": PLACEHOLDER_USER_TURN}]))
 
     structured: StructuredOutput | None = None
     kwargs: dict[str, Any] = {"modelId": request.model}
     schema = request.json_schema
+    tool_config = _tool_config(request)
+    if tool_config is not None:
+        if schema is not None:
+            raise InvalidRequestError(
+                "response_format json_schema together with tools is not supported on Bedrock",
+                field="response_format",
+            )
+        kwargs["toolConfig"] = tool_config
     if schema is not None:
         if caps.forced_tool:
             wrapped = schema.schema.get("type") != "object"
@@ -138,22 +226,30 @@ def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> Conv
 
     system_text = "\n\n".join(system)
     if system_text and not caps.system_prompt:
-        first_role, first_text = turns[0]
-        turns[0] = (first_role, system_text + "\n\n" + first_text)
+        first_role, first_blocks = turns[0]
+        if first_blocks and "text" in first_blocks[0]:
+            merged = {"text": system_text + "\n\n" + first_blocks[0]["text"]}
+            turns[0] = (first_role, [merged, *first_blocks[1:]])
+        else:
+            turns[0] = (first_role, [{"text": system_text}, *first_blocks])
         system_text = ""
     if system_text:
         kwargs["system"] = [{"text": system_text}]
-    kwargs["messages"] = [{"role": role, "content": [{"text": text}]} for role, text in turns]
+    kwargs["messages"] = [{"role": role, "content": blocks} for role, blocks in turns]
 
     inference: dict[str, Any] = {
         "maxTokens": request.max_tokens if request.max_tokens is not None else caps.default_max_tokens
     }
     if request.temperature is not None:
         inference["temperature"] = float(request.temperature)
+    if request.sampling.top_p is not None:
+        inference["topP"] = float(request.sampling.top_p)
     stops = [s for s in request.stop or () if s]
     if stops:
         inference["stopSequences"] = stops
     kwargs["inferenceConfig"] = inference
+    if request.sampling.user is not None:
+        kwargs["requestMetadata"] = {"user": request.sampling.user}
     return ConverseCall(kwargs=kwargs, structured=structured)
 
 
@@ -195,6 +291,7 @@ def parse_converse_response(
         stop_reason = response.get("stopReason")
         texts: list[str] = []
         tool_text: str | None = None
+        calls: list[ToolCall] = []
         for block in content:
             if not isinstance(block, Mapping):
                 continue
@@ -204,6 +301,15 @@ def parse_converse_response(
                 use = block["toolUse"]
                 if use.get("name") == structured.tool_name and tool_text is None:
                     tool_text = tool_input_text(use.get("input"), structured)
+            elif "toolUse" in block:
+                use = block["toolUse"]
+                calls.append(
+                    ToolCall(
+                        str(use["toolUseId"]),
+                        str(use["name"]),
+                        json.dumps(use.get("input") or {}, ensure_ascii=False),
+                    )
+                )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidUpstreamResponseError(
             f"Bedrock Converse answer for model {model} has no output message",
@@ -217,4 +323,5 @@ def parse_converse_response(
         if structured is not None:
             text = strip_code_fence(text)
     reason = finish_reason(str(stop_reason) if stop_reason is not None else None, structured)
-    return Choice(index=index, text=text, finish_reason=reason), usage_from(response.get("usage"))
+    choice = Choice(index=index, text=text, finish_reason=reason, tool_calls=tuple(calls))
+    return choice, usage_from(response.get("usage"))

@@ -60,6 +60,7 @@ from lib.providers.base import (
     EmbedResult,
     FinishReason,
     ModelInfo,
+    ToolCallDelta,
     Usage,
 )
 from lib.providers.bedrock import embeddings as emb
@@ -240,6 +241,7 @@ class BedrockProvider:
         structured: StructuredOutput | None,
     ) -> Iterator[ChatDelta]:
         tool_mode = structured is not None and structured.mode == "tool"
+        tool_slots: dict[Any, int] = {}  # Converse contentBlockIndex -> OpenAI tool_calls index
         buffered: list[str] = []
         finish: FinishReason | None = None
         stopped = False
@@ -254,10 +256,25 @@ class BedrockProvider:
             if kind == "end":
                 break
             try:
-                if "contentBlockDelta" in item:
-                    delta = item["contentBlockDelta"].get("delta") or {}
+                if "contentBlockStart" in item and not tool_mode:
+                    start = item["contentBlockStart"]
+                    use = (start.get("start") or {}).get("toolUse")
+                    if use is not None:  # a new tool call: the next stable index
+                        slot = tool_slots.setdefault(start.get("contentBlockIndex"), len(tool_slots))
+                        call = ToolCallDelta(slot, str(use["toolUseId"]), str(use["name"]))
+                        yield ChatDelta(tool_calls=(call,))
+                elif "contentBlockDelta" in item:
+                    block = item["contentBlockDelta"]
+                    delta = block.get("delta") or {}
                     if delta.get("text"):
                         yield ChatDelta(text=str(delta["text"]))
+                    elif not tool_mode and "toolUse" in delta:
+                        found = tool_slots.get(block.get("contentBlockIndex"))
+                        if found is None:
+                            raise KeyError("toolUse delta for a block that never started")
+                        piece = str(delta["toolUse"].get("input") or "")
+                        if piece:
+                            yield ChatDelta(tool_calls=(ToolCallDelta(found, arguments=piece),))
                     elif tool_mode and "toolUse" in delta:
                         piece = str(delta["toolUse"].get("input") or "")
                         if structured is not None and structured.wrapped:
