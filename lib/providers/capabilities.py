@@ -10,8 +10,8 @@ that would refuse). Per provider:
   Nova); images on Claude 3+, Nova Lite/Pro, Llama 3.2 11B/90B; ``top_p`` and ``user`` (sent as
   ``requestMetadata``). Refused: ``seed``, ``presence_penalty``, ``frequency_penalty``,
   ``logit_bias``, ``logprobs``/``top_logprobs``, ``parallel_tool_calls: false``.
-- ``local`` (SmolLM2 on llama.cpp): tools (grammar-constrained, one call per answer), ``top_p``,
-  ``seed``, ``presence_penalty``, ``frequency_penalty``. Refused: images, ``logit_bias``,
+- ``local`` (SmolLM2 on llama.cpp): ``top_p``, ``seed``, ``presence_penalty``,
+  ``frequency_penalty``. Refused: tools and tool turns (not implemented yet), images, ``logit_bias``,
   ``logprobs``/``top_logprobs``, ``user``.
 """
 
@@ -85,6 +85,8 @@ def missing(route: Route, request: ChatRequest, *, stream: bool = False) -> tupl
     if provider == "local":
         if has_images:
             return "messages", f"model {name} does not accept images"
+        if request.tools or any(m.role == "tool" or m.tool_calls for m in request.messages):
+            return "tools", f"tools (function calling) are not supported by model {name} yet"
         return None
     if provider == "bedrock":
         from lib.providers.bedrock.models import chat_capabilities

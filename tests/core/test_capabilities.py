@@ -68,3 +68,7 @@ def test_images() -> None:
 def test_local_sampling() -> None:
     assert _field("local", _req(sampling=Sampling(top_p=0.9, seed=1, presence_penalty=0.1))) is None
     assert _field("local", _req(sampling=Sampling(logit_bias={"1": 1.0}))) == "logit_bias"
+
+
+def test_local_refuses_tools_by_name() -> None:
+    assert _field("local", _req(tools=(TOOL,))) == "tools"

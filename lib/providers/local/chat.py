@@ -102,6 +102,9 @@ class SmolLM2Engine:
         grammar: Any,
         seed: int | None,
         deadline: Deadline | None,
+        top_p: float = TOP_P,
+        presence_penalty: float = 0.0,
+        frequency_penalty: float = 0.0,
     ) -> Iterator[Piece]:
         """Yield text pieces (never empty ones) and finally a ``Piece`` with the finish reason."""
         import llama_cpp
@@ -127,10 +130,12 @@ class SmolLM2Engine:
         gen = self.llm.generate(
             tokens,
             top_k=TOP_K,
-            top_p=TOP_P,
+            top_p=top_p,
             min_p=MIN_P,
             temp=max(0.0, temperature),
             repeat_penalty=1.0,
+            presence_penalty=presence_penalty,
+            frequency_penalty=frequency_penalty,
             grammar=grammar,
         )
         try:

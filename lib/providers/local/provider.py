@@ -259,8 +259,8 @@ class LocalProvider:
                     max_tokens=max_tokens,
                     stop=stop,
                     grammar=grammar,
-                    seed=None,
                     deadline=deadline,
+                    **_sampling(request, i),
                 )
             ):
                 parts.append(piece.text)
@@ -295,8 +295,8 @@ class LocalProvider:
                             max_tokens=max_tokens,
                             stop=stop,
                             grammar=grammar,
-                            seed=None,
                             deadline=deadline,
+                            **_sampling(request, i),
                         )
                     )
                     for piece in rt.chat_runner.iterate(pieces):
@@ -366,6 +366,20 @@ class LocalProvider:
         if embed_ok:
             names += ["local-minilm", EMBED_MODEL_ID]
         return [ModelInfo(n, self.name, owned_by="aiproxy-local") for n in names]
+
+
+def _sampling(request: ChatRequest, choice: int) -> dict[str, Any]:
+    """The caller's sampling fields as ``SmolLM2Engine.generate`` arguments (a seed gives choice ``i``
+    the seed ``seed + i``, so the ``n`` choices differ but each is reproducible)."""
+    from lib.providers.local.chat import TOP_P
+
+    sp = request.sampling
+    return {
+        "seed": sp.seed + choice if sp.seed is not None else None,
+        "top_p": sp.top_p if sp.top_p is not None else TOP_P,
+        "presence_penalty": sp.presence_penalty or 0.0,
+        "frequency_penalty": sp.frequency_penalty or 0.0,
+    }
 
 
 def _guard(fn: Any, *args: Any) -> Any:
