@@ -154,13 +154,125 @@ class Features:
 # --- parsing with recovery -----------------------------------------------------------------------
 
 
+#: a chunk is closed at the first safe split point after this many lines
+_CHUNK_LINES = 60
+#: a line starting with one of these continues the statement before it: never split before it
+_CONTINUES = frozenset({"else", "catch", "finally", "while", "in", "instanceof", "of"})
+_OPEN = {")": "(", "]": "["}
+#: parsing may read the program this many times in all (error recovery re-reads a piece)
+_PARSE_BUDGET_FACTOR = 4
+#: ... plus this many characters, so ordinary programs (a few hundred lines) get every retry they need
+_PARSE_BUDGET_FLOOR = 400_000
+
+
+def _chunks(code: str) -> list[tuple[int, int]]:
+    """Line ranges ``[start, end)`` (0-based) of top-level pieces that parse on their own.
+
+    esprima is pure Python and recovering from a syntax error means parsing again, so one parse of the
+    whole program per error made large programs quadratic (errors x length). Split points, found with
+    the tolerant scanner in one pass: bracket depth 0 at the end of a line that ends with ``;`` or ``}``,
+    the next code line starting with an identifier or keyword that cannot continue a statement.
+    """
+    lines = code.split("\n")
+    try:
+        toks = [t for t in scan(code) if t.kind not in ("line_comment", "block_comment")]
+    except Exception:  # noqa: BLE001 - the scanner is tolerant; never let chunking break extraction
+        return [(0, len(lines))]
+    depth_after: dict[int, int] = {}  # line -> bracket depth after its last token
+    last_tok: dict[int, str] = {}
+    first_tok: dict[int, tuple[str, str]] = {}
+    # Brackets matched by kind, so a stray ")" (the usual syntax error) cannot fake depth 0 inside a
+    # block; a "}" also closes the parentheses left open inside its block.
+    stack: list[str] = []
+    for t in toks:
+        if t.kind == "punct" and t.value in ("(", "[", "{"):
+            stack.append(t.value)
+        elif t.kind == "punct" and t.value in (")", "]"):
+            if stack and stack[-1] == _OPEN[t.value]:
+                stack.pop()
+        elif t.kind == "punct" and t.value == "}" and "{" in stack:
+            while stack.pop() != "{":
+                pass
+        first_tok.setdefault(t.line, (t.kind, t.value))
+        last_tok[t.line] = t.value if t.kind == "punct" else ""
+        depth_after[t.line] = len(stack)
+    code_lines = sorted(first_tok)
+    out: list[tuple[int, int]] = []
+    start = 0
+    for i, line in enumerate(code_lines[:-1]):
+        nxt = code_lines[i + 1]
+        if line - start < _CHUNK_LINES or depth_after[line] != 0 or last_tok[line] not in (";", "}"):
+            continue
+        kind, value = first_tok[nxt]
+        if kind != "ident" or value in _CONTINUES:
+            continue
+        out.append((start, line))  # token lines are 1-based: lines [start, line) 0-based = 1..line
+        start = line
+    out.append((start, len(lines)))
+    return out
+
+
+def _shift(node: Any, lines: int, chars: int) -> None:
+    """Move every node's ``loc`` lines and ``range`` offsets of a piece to its place in the program."""
+    stack = [node]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, dict):
+            loc = cur.get("loc")
+            if isinstance(loc, dict) and "start" in loc:
+                loc["start"]["line"] += lines
+                loc["end"]["line"] += lines
+            rng = cur.get("range")
+            if isinstance(rng, list) and len(rng) == 2:
+                cur["range"] = [rng[0] + chars, rng[1] + chars]
+            stack.extend(
+                v for k, v in cur.items() if k not in ("loc", "range") and isinstance(v, dict | list)
+            )
+        elif isinstance(cur, list):
+            stack.extend(cur)
+
+
 def _parse(code: str) -> tuple[dict[str, Any] | None, list[int], str]:
+    """(AST dict or None, blanked line numbers, the code that parsed), read piece by piece (``_chunks``):
+    a syntax error costs a parse of its piece, not of the whole program, so the work stays linear."""
+    lines = code.split("\n")
+    pieces = _chunks(code)
+    # Re-parsing after errors inside one large piece (a 5,000-line draw()) is still errors x piece size:
+    # all parsing together may read at most this many characters; a piece beyond it is read line by
+    # line by the tolerant scanner instead (its lines are reported unparsed, none is dropped).
+    budget = [_PARSE_BUDGET_FACTOR * len(code) + _PARSE_BUDGET_FLOOR]
+    if len(pieces) == 1:
+        return _parse_piece(code, budget)
+    body: list[Any] = []
+    blanked: list[int] = []
+    texts: list[str] = []
+    offset = 0
+    parsed_any = False
+    for start, end in pieces:
+        tree, piece_blanked, text = _parse_piece("\n".join(lines[start:end]), budget)
+        blanked += [n + start for n in piece_blanked]
+        if tree is not None:
+            parsed_any = True
+            _shift(tree, start, offset)
+            body += tree.get("body") or []
+        texts.append(text)
+        offset += len(text) + 1
+    if not parsed_any:
+        return None, sorted(set(blanked)), code
+    program = {"type": "Program", "body": body, "sourceType": "script"}
+    return program, sorted(set(blanked)), "\n".join(texts)
+
+
+def _parse_piece(code: str, budget: list[int]) -> tuple[dict[str, Any] | None, list[int], str]:
     """(AST dict or None, blanked line numbers, the code that parsed)."""
     lines = code.split("\n")
     blanked: list[int] = []
     closers = 0
     for _ in range(40):
         text = "\n".join(lines) + ("\n" + "}" * closers if closers else "")
+        if len(text) > budget[0]:
+            break
+        budget[0] -= len(text)
         try:
             tree = esprima.parseScript(text, {"loc": True, "range": True, "tolerant": True})
             return _to_dict(tree), sorted(blanked), text
