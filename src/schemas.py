@@ -64,10 +64,21 @@ class UsageOut(BaseModel):
 # --- native routes -----------------------------------------------------------------------------
 
 
+class NativeToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = Field("{}", max_length=MAX_CONTENT_CHARS, description="JSON text.")
+
+
 class MessageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=MAX_CONTENT_CHARS)
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str = Field("", max_length=MAX_CONTENT_CHARS)
+    tool_calls: list[NativeToolCall] | None = Field(
+        None, max_length=128, description="Assistant turns: the calls the model made."
+    )
+    tool_call_id: str | None = Field(None, max_length=256, description="Tool turns: the call answered.")
 
 
 class ChatBody(BaseModel):
@@ -80,6 +91,12 @@ class ChatBody(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         None, description="Ask for JSON matching this JSON schema (structured output); root type object."
     )
+    tools: list[OAIFunction] | None = Field(
+        None, max_length=128, description="Functions the model may call: name, description, parameters."
+    )
+    tool_choice: Literal["auto", "none", "required"] | str | None = Field(
+        None, description="auto, none, required, or the name of one of the tools."
+    )
 
     @field_validator("json_schema")
     @classmethod
@@ -91,6 +108,7 @@ class ChoiceOut(BaseModel):
     index: int
     text: str
     finish_reason: str | None
+    tool_calls: list[NativeToolCall] | None = None
 
 
 class ChatOut(BaseModel):

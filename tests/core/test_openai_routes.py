@@ -278,3 +278,31 @@ def test_embeddings_upstream_count_mismatch_is_502(
         "/embeddings", json={"model": "text-embedding-3-small", "input": ["a", "b"]}, headers=auth
     )
     assert (r.status_code, r.json["kind"]) == (502, "invalid_upstream_response")
+
+
+def test_native_chat_tools_and_tool_turns(client: FlaskClient, openai_mock: OpenAIMock) -> None:
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    tool = {"name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}
+    body: dict[str, object] = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "find x"}],
+        "tools": [tool],
+    }
+    r = client.post("/chat", json=body, headers=auth)
+    assert r.status_code == 200, r.json
+    call = r.json["choices"][0]["tool_calls"][0]
+    assert r.json["choices"][0]["finish_reason"] == "tool_calls"
+    assert call["name"] == "lookup" and json.loads(call["arguments"]) == {"q": "sample"}
+    body["messages"] = [
+        {"role": "user", "content": "find x"},
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "x is 4"},
+    ]
+    r = client.post("/chat", json=body, headers=auth)
+    assert r.status_code == 200 and r.json["reply"] == "tool said: x is 4"
+    sent = openai_mock.calls(CHAT)[-1].json
+    assert sent["tools"][0]["function"]["name"] == "lookup"
+    assert sent["messages"][2] == {"role": "tool", "tool_call_id": call["id"], "content": "x is 4"}
+    body["tool_choice"] = "nope"
+    r = client.post("/chat", json=body, headers=auth)
+    assert r.status_code == 400 and r.json["field"] == "tool_choice"
