@@ -173,7 +173,7 @@ def test_trickling_upstreams_end_at_the_deadline_on_every_route_all_at_once(
                 e["choices"][0]["delta"].get("content") for e in events if e != "[DONE]" and e.get("choices")
             ]
             assert "slow" in texts, (case, events)
-            assert events[-1]["error"]["type"] == "timeout" and events[-1]["error"]["code"] == "504", events
+            assert events[-1]["error"]["type"] == "timeout" and events[-1]["error"]["code"] == "timeout", events
         else:
             assert a.status == 504 and a.kind() == "timeout", (case, a.status, a.body[:300])
     logs = svc.logs()
@@ -229,7 +229,7 @@ def test_garbage_after_the_first_chunk_is_an_in_band_error(
     assert a.status == 200
     events = a.events()
     assert events[-1]["error"]["type"] == "invalid_upstream_response", events
-    assert events[-1]["error"]["code"] == "502"
+    assert events[-1]["error"]["code"] == "invalid_upstream_response"
     assert "[DONE]" not in events
     line = [ln for ln in svc.logs().splitlines() if '"route": "/v1/chat/completions"' in ln][-1]
     assert '"error_kind": "invalid_upstream_response"' in line, line
