@@ -116,6 +116,26 @@ class Settings(BaseSettings):
     )
     rubric_tester_s3_prefix: str = Field("teaching_assistant", description="Key prefix inside that bucket.")
 
+    # --- storage, virtual keys, usage ledger (issue 14) ---------------------------------------
+    data_dir: Path = Field(
+        REPO_ROOT / "data",
+        description="Writable directory of the embedded SQLite database and the key cache file.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db; unset = DATA_DIR/aiproxy.db.",
+    )
+    key_hash_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 secret virtual keys are stored under; the same on every replica. "
+        "Unset = virtual keys are off (only AIPROXY_API_KEY works).",
+    )
+    key_cache_refresh_seconds: float = Field(
+        2.0, gt=0, le=5, description="How often each worker reloads keys and spend (revocation delay)."
+    )
+    ledger_flush_seconds: float = Field(0.5, gt=0, le=60, description="Ledger writer batch interval.")
+    ledger_queue_max: int = Field(100_000, ge=100, description="Ledger rows held in memory at most.")
+
     # --- operations -----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -151,6 +171,8 @@ class Settings(BaseSettings):
         "aws_session_token",
         "aws_profile",
         "aws_endpoint_url_bedrock_runtime",
+        "database_url",
+        "key_hash_secret",
         mode="before",
     )
     @classmethod
@@ -193,6 +215,11 @@ class Settings(BaseSettings):
             return True
         home = Path(env.get("HOME", "~")).expanduser()
         return (home / ".aws" / "credentials").is_file() or (home / ".aws" / "config").is_file()
+
+    @property
+    def effective_database_url(self) -> str:
+        """``DATABASE_URL``, else the embedded SQLite file under ``DATA_DIR``."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'aiproxy.db'}"
 
     @property
     def has_cloud(self) -> bool:

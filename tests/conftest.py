@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,10 +25,16 @@ for _var in ("AIPROXY_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "AIPROXY_AL
     os.environ.pop(_var, None)
 
 
+#: One data directory (embedded SQLite database, key cache file) for the whole test session, so tests
+#: never write into the checkout's data/.
+TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="aiproxy-test-data-"))
+
+
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for tests: no config.txt, fast retries, the test keys."""
+    """Settings for tests: no config.txt, fast retries, the test keys, a temporary data directory."""
     values: dict[str, Any] = {
         "aiproxy_api_key": f"{API_KEY},{API_KEY_2}",
+        "data_dir": TEST_DATA_DIR,
         "retry_base_delay_seconds": 0.01,
         "retry_max_delay_seconds": 0.05,
     }
@@ -80,3 +88,12 @@ def client(app: Flask) -> FlaskClient:
 def auth() -> dict[str, str]:
     """Headers as the Code.org web app sends them (raw key)."""
     return {"Authorization": API_KEY}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, once as a SQLite file and once on the real PostgreSQL test server."""
+    from tests.support.databases import database
+
+    with database(request.param, tmp_path) as url:
+        yield url

@@ -50,6 +50,7 @@ class Service:
             "AIPROXY_CONFIG_FILE": "/nonexistent/config.txt",
             "AWS_EC2_METADATA_DISABLED": "true",
             "PYTHONUNBUFFERED": "1",
+            "DATA_DIR": tempfile.mkdtemp(prefix="aiproxy-data-"),  # never the checkout's data/
             **(env or {}),
         }
         self.args = args
