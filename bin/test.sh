@@ -23,14 +23,23 @@ ensure_chromium() {
   fi
 }
 
-if [ "$#" -gt 0 ]; then  # a focused run: just pytest with the given arguments
-  exec python -m pytest "$@"
+# Real PostgreSQL and Redis on loopback ports of their own (tests/support/servers.sh), stopped on exit.
+# Their tests then run (and fail if a server is missing) instead of skipping as in a bare pytest run.
+# shellcheck source=tests/support/servers.sh
+source "$ROOT/tests/support/servers.sh"
+trap stop_test_servers EXIT
+
+if [ "$#" -gt 0 ]; then  # a focused run: pytest with the given arguments, servers included
+  start_test_servers
+  python -m pytest "$@"
+  exit
 fi
 
 step "ruff (lint)";   ruff check .
 step "ruff (format)"; ruff format --check .
 step "mypy";          mypy lib src
 ensure_chromium
+step "test servers (PostgreSQL, Redis)"; start_test_servers
 # pytest includes the schemathesis gate (tests/fuzz: >= 1000 generated requests over every route, 0 server
 # errors, 0 schema violations) and fault injection under gunicorn (tests/e2e/test_faults.py).
 # Coverage floor: measured 89 % (lib + src, branches) in November 2026; raise it as tests grow.
