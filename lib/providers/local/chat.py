@@ -21,6 +21,7 @@ from typing import Any
 from lib.errors import ContextTooLongError, InvalidRequestError, UpstreamTimeoutError
 from lib.providers.base import FinishReason, JsonSchema, Message
 from lib.providers.deadline import Deadline
+from lib.providers.local.tools import ToolPlan, chat_messages, grammar_text
 
 #: Sampling defaults when the caller leaves them out (llama.cpp's own defaults).
 DEFAULT_TEMPERATURE = 0.8
@@ -40,16 +41,19 @@ class Piece:
     completion_tokens: int = 0
 
 
-def compile_grammar(schema: JsonSchema) -> Any:
-    """A llama.cpp grammar (``LlamaGrammar``) that only admits JSON valid for ``schema``."""
+def compile_grammar(target: JsonSchema | ToolPlan) -> Any:
+    """A llama.cpp grammar (``LlamaGrammar``) that only admits JSON valid for a ``JsonSchema``, or
+    the answers a ``ToolPlan`` allows (see ``lib.providers.local.tools``)."""
     from llama_cpp import LlamaGrammar
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+    if isinstance(target, ToolPlan):
+        return LlamaGrammar.from_string(grammar_text(target), verbose=False)
     try:
-        gbnf = json_schema_to_gbnf(json.dumps(schema.schema))
+        gbnf = json_schema_to_gbnf(json.dumps(target.schema))
     except Exception as exc:  # noqa: BLE001 - the converter raises bare Exceptions for unsupported keywords
         raise InvalidRequestError(
-            f"json_schema {schema.name!r} cannot be turned into a grammar: {exc}", field="json_schema"
+            f"json_schema {target.name!r} cannot be turned into a grammar: {exc}", field="json_schema"
         ) from None
     return LlamaGrammar.from_string(gbnf, verbose=False)
 
@@ -77,8 +81,10 @@ class SmolLM2Engine:
         )
 
     # --- prompt ---------------------------------------------------------------------------------
-    def prompt_tokens(self, messages: Sequence[Message], schema: JsonSchema | None) -> list[int]:
-        msgs = [{"role": m.role, "content": m.text} for m in messages]
+    def prompt_tokens(
+        self, messages: Sequence[Message], schema: JsonSchema | None, plan: ToolPlan | None = None
+    ) -> list[int]:
+        msgs = chat_messages(messages, plan)
         if schema is not None:
             hint = SCHEMA_HINT + json.dumps(schema.schema, separators=(",", ":"))
             if msgs and msgs[0]["role"] == "system":

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lib.concurrency import BoundedSlots, OSThreadRunner
@@ -36,16 +36,20 @@ from lib.providers.base import (
     Choice,
     EmbedRequest,
     EmbedResult,
+    FinishReason,
     JsonSchema,
     ModelInfo,
+    ToolCall,
+    ToolCallDelta,
     Usage,
 )
 from lib.providers.deadline import Deadline
 from lib.providers.local import install
+from lib.providers.local.tools import CallParser, ToolPlan, new_call_id, plan_for
 from lib.settings import Settings
 
 if TYPE_CHECKING:
-    from lib.providers.local.chat import SmolLM2Engine
+    from lib.providers.local.chat import Piece, SmolLM2Engine
     from lib.providers.local.embedder import MiniLMEmbedder
 
 #: Model ids reported in results (and routable names themselves).
@@ -170,14 +174,18 @@ class LocalProvider:
                 f"local embedding model failed to load: {exc}", provider="local"
             ) from None
 
-    def _grammar(self, rt: _Runtime, schema: JsonSchema | None) -> Any:
-        """The compiled grammar for ``schema`` (cached). Runs on the caller's thread: the conversion is
-        pure Python and quick once llama_cpp is imported, and that import happens on an OS thread."""
-        if schema is None:
+    def _grammar(self, rt: _Runtime, target: JsonSchema | ToolPlan | None) -> Any:
+        """The compiled grammar for a schema or a tool plan (cached). Runs on the caller's thread: the
+        conversion is pure Python and quick once llama_cpp is imported, and that import happens on an
+        OS thread."""
+        if target is None:
             return None
         if "llama_cpp" not in sys.modules:
             rt.chat_runner.call(importlib.import_module, "llama_cpp")
-        key = json.dumps(schema.schema, sort_keys=True)
+        if isinstance(target, ToolPlan):
+            key = "tools:" + target.cache_key
+        else:
+            key = "schema:" + json.dumps(target.schema, sort_keys=True)
         with self._rt_lock:
             hit = self._grammars.get(key)
             if hit is not None:
@@ -185,7 +193,7 @@ class LocalProvider:
                 return hit
         from lib.providers.local.chat import compile_grammar
 
-        grammar = compile_grammar(schema)
+        grammar = compile_grammar(target)
         with self._rt_lock:
             self._grammars[key] = grammar
             while len(self._grammars) > _GRAMMAR_CACHE_SIZE:
@@ -226,11 +234,12 @@ class LocalProvider:
         self._check_chat(request)
         started = time.monotonic()
         rt = self._runtime()
-        grammar = self._grammar(rt, request.json_schema)
+        plan = plan_for(request)
+        grammar = self._grammar(rt, plan or request.json_schema)
         with rt.chat_slots.slot(deadline):
             engine = self._checkout(rt)
             try:
-                choices, usage = rt.chat_runner.call(self._complete, engine, request, grammar, deadline)
+                choices, usage = rt.chat_runner.call(self._complete, engine, request, plan, grammar, deadline)
             except Exception:
                 rt.idle_engines.append(engine)  # the OS thread is done with it
                 raise
@@ -239,44 +248,47 @@ class LocalProvider:
         return ChatResult(CHAT_MODEL_ID, self.name, choices, usage, time.monotonic() - started)
 
     def _complete(
-        self, engine: SmolLM2Engine, request: ChatRequest, grammar: Any, deadline: Deadline
+        self,
+        engine: SmolLM2Engine,
+        request: ChatRequest,
+        plan: ToolPlan | None,
+        grammar: Any,
+        deadline: Deadline,
     ) -> tuple[list[Choice], Usage]:
         """Runs on an OS thread: every choice, sequentially, with the same generator as streaming."""
         temperature, max_tokens, stop = self._settings_for(request)
-        tokens = _guard(engine.prompt_tokens, request.messages, request.json_schema)
+        tokens = _guard(engine.prompt_tokens, request.messages, request.json_schema, plan)
         choices: list[Choice] = []
         completion = first_completion = 0
         for i in range(request.n):
             if i > 0 and temperature == 0.0:  # greedy decoding is deterministic: same answer again
-                choices.append(Choice(i, choices[0].text, choices[0].finish_reason))
+                first = choices[0]
+                calls = tuple(replace(c, id=new_call_id()) for c in first.tool_calls)
+                choices.append(Choice(i, first.text, first.finish_reason, calls))
                 completion += first_completion
                 continue
-            parts: list[str] = []
-            for piece in _guard_iter(
-                engine.generate(
-                    tokens,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    stop=stop,
-                    grammar=grammar,
-                    deadline=deadline,
-                    **_sampling(request, i),
-                )
-            ):
-                parts.append(piece.text)
-                if piece.finish_reason is not None:
-                    choices.append(Choice(i, "".join(parts), piece.finish_reason))
-                    completion += piece.completion_tokens
-                    first_completion = first_completion or piece.completion_tokens
+            pieces = engine.generate(
+                tokens,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                stop=stop,
+                grammar=grammar,
+                deadline=deadline,
+                **_sampling(request, i),
+            )
+            choice, used = _assemble(_choice_deltas(_guard_iter(pieces), plan, i))
+            choices.append(choice)
+            completion += used
+            first_completion = first_completion or used
         return choices, Usage(len(tokens), completion)
 
     def chat_stream(self, request: ChatRequest, deadline: Deadline) -> Iterator[ChatDelta]:
         self._check_chat(request)
-        return self._stream(request, deadline)
+        return self._stream(request, plan_for(request), deadline)
 
-    def _stream(self, request: ChatRequest, deadline: Deadline) -> Iterator[ChatDelta]:
+    def _stream(self, request: ChatRequest, plan: ToolPlan | None, deadline: Deadline) -> Iterator[ChatDelta]:
         rt = self._runtime()
-        grammar = self._grammar(rt, request.json_schema)
+        grammar = self._grammar(rt, plan or request.json_schema)
         with rt.chat_slots.slot(deadline):
             engine = self._checkout(rt)
             reusable = False
@@ -284,7 +296,7 @@ class LocalProvider:
             try:
                 temperature, max_tokens, stop = self._settings_for(request)
                 tokens = rt.chat_runner.call(
-                    _guard, engine.prompt_tokens, request.messages, request.json_schema
+                    _guard, engine.prompt_tokens, request.messages, request.json_schema, plan
                 )
                 completion = 0
                 for i in range(request.n):
@@ -299,19 +311,13 @@ class LocalProvider:
                             **_sampling(request, i),
                         )
                     )
-                    for piece in rt.chat_runner.iterate(pieces):
-                        if piece.finish_reason is None:
-                            yield ChatDelta(index=i, text=piece.text, model=CHAT_MODEL_ID)
+                    for delta in _choice_deltas(rt.chat_runner.iterate(pieces), plan, i):
+                        if delta.finish_reason is None:
+                            yield delta
                             continue
-                        completion += piece.completion_tokens
+                        completion += delta.usage.completion_tokens if delta.usage else 0
                         last = i == request.n - 1
-                        yield ChatDelta(
-                            index=i,
-                            text=piece.text,
-                            finish_reason=piece.finish_reason,
-                            usage=Usage(len(tokens), completion) if last else None,
-                            model=CHAT_MODEL_ID,
-                        )
+                        yield replace(delta, usage=Usage(len(tokens), completion) if last else None)
                 reusable = True
             except (Exception, GeneratorExit):
                 # Raised here, not while an OS thread runs the engine: safe to reuse.
@@ -366,6 +372,46 @@ class LocalProvider:
         if embed_ok:
             names += ["local-minilm", EMBED_MODEL_ID]
         return [ModelInfo(n, self.name, owned_by="aiproxy-local") for n in names]
+
+
+def _choice_deltas(pieces: Iterator[Piece], plan: ToolPlan | None, index: int) -> Iterator[ChatDelta]:
+    """One choice's generated pieces as deltas: text, or (with tools offered) the tool call's pieces.
+    The last delta has the finish reason (``tool_calls`` once a call is complete) and, in ``usage``,
+    this choice's completion tokens. Streaming and non-streaming answers both come from here."""
+    parser = CallParser() if plan is not None else None
+    for piece in pieces:
+        text = piece.text
+        calls: tuple[ToolCallDelta, ...] = ()
+        if parser is not None:
+            out = list(parser.feed(piece.text))
+            text = "".join(x for x in out if isinstance(x, str))
+            calls = tuple(x for x in out if isinstance(x, ToolCallDelta))
+        if piece.finish_reason is None:
+            if text or calls:
+                yield ChatDelta(index=index, text=text, model=CHAT_MODEL_ID, tool_calls=calls)
+            continue
+        finish: FinishReason = piece.finish_reason
+        if parser is not None and parser.complete:
+            finish = "tool_calls"
+        usage = Usage(piece.prompt_tokens, piece.completion_tokens)
+        yield ChatDelta(index, text, finish, usage, CHAT_MODEL_ID, calls)
+
+
+def _assemble(deltas: Iterator[ChatDelta]) -> tuple[Choice, int]:
+    """The whole choice from its deltas, and its completion tokens."""
+    text: list[str] = []
+    call_id = name = None
+    arguments: list[str] = []
+    for d in deltas:
+        text.append(d.text)
+        for tc in d.tool_calls:
+            call_id, name = tc.id or call_id, tc.name or name
+            arguments.append(tc.arguments)
+        if d.finish_reason is not None:
+            calls = (ToolCall(call_id, name, "".join(arguments)),) if call_id and name else ()
+            used = d.usage.completion_tokens if d.usage else 0
+            return Choice(d.index, "".join(text), d.finish_reason, calls), used
+    raise UpstreamUnavailableError("local model ended without a finish reason", provider="local")
 
 
 def _sampling(request: ChatRequest, choice: int) -> dict[str, Any]:
