@@ -22,9 +22,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    from src.routes import assessment, health, legacy, native, openai_compat, ops
+    from src.routes import assessment, health, legacy, native, openai_compat, ops, responses
 
-    return [health.bp, native.bp, openai_compat.bp, legacy.bp, ops.bp, assessment.bp]
+    return [health.bp, native.bp, openai_compat.bp, responses.bp, legacy.bp, ops.bp, assessment.bp]
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:

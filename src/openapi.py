@@ -33,8 +33,8 @@ _SSE_EVENT: dict[str, Any] = {
     "properties": {
         "data": {
             "type": "string",
-            "description": 'A chat.completion.chunk as JSON, {"error": {...}} if the upstream fails '
-            "mid-stream, or [DONE].",
+            "description": "A chat.completion.chunk as JSON (or, on /v1/responses, a Responses event named "
+            'by the event line), {"error": {...}} if the upstream fails mid-stream, or [DONE].',
         },
         "event": {"type": "string"},
     },
