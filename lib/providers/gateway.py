@@ -1,9 +1,10 @@
 """The gateway: the one object routes, the assessment pipeline and the CLIs call for model work.
 
 It resolves model names to providers (``lib.providers.routing``), builds providers lazily (once per
-process), enforces the request deadline, retries retryable failures with exponential backoff and full
-jitter (honouring ``Retry-After``, never past the deadline), walks the configured fallback chain, and
-reports every upstream call to an observer (metrics).
+process, with the factory of the provider's spec in ``lib.providers.registry``), enforces the request
+deadline, retries retryable failures with exponential backoff and full jitter (honouring
+``Retry-After``, never past the deadline), walks the configured fallback chain, and reports every
+upstream call to an observer (metrics).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline
+from lib.providers.registry import REGISTRY, Registry
 from lib.providers.routing import Route, resolve_model
 from lib.settings import (
     PRODUCTION_ASSESSMENT_MODEL,
@@ -61,31 +63,8 @@ class UpstreamObserver(Protocol):
     ) -> None: ...
 
 
-def _openai_factory(settings: Settings) -> Provider:
-    from lib.providers.openai import OpenAIProvider
-
-    return OpenAIProvider(settings)
-
-
-def _bedrock_factory(settings: Settings) -> Provider:
-    from lib.providers.bedrock import BedrockProvider
-
-    return BedrockProvider(settings)
-
-
-def _local_factory(settings: Settings) -> Provider:
-    try:
-        from lib.providers.local import create_local_provider
-    except ImportError as exc:  # the package itself is missing from this build
-        raise ProviderNotInstalledError("local provider not installed", provider="local") from exc
-    return create_local_provider(settings)
-
-
-DEFAULT_FACTORIES: dict[str, ProviderFactory] = {
-    "openai": _openai_factory,
-    "bedrock": _bedrock_factory,
-    "local": _local_factory,
-}
+#: The registry's factories by provider name (tests replace some with stand-ins).
+DEFAULT_FACTORIES: dict[str, ProviderFactory] = {spec.name: spec.factory for spec in REGISTRY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +90,17 @@ class Gateway:
         factories: dict[str, ProviderFactory] | None = None,
         observer: UpstreamObserver | None = None,
         sleep: Callable[[float], None] | None = None,
+        registry: Registry = REGISTRY,
     ) -> None:
         self.settings = settings
         self.observer = observer
-        self._factories = dict(DEFAULT_FACTORIES if factories is None else factories)
+        #: Called with (the model as asked, its route) before any upstream call; raises to refuse
+        #: the call (the web layer's per-key model allow-list). None = every model may be called.
+        self.guard: Callable[[str, Route], None] | None = None
+        self.registry = registry
+        if factories is None:
+            factories = {spec.name: spec.factory for spec in registry}
+        self._factories = dict(factories)
         self._providers: dict[str, Provider] = {}
         self._lock = threading.Lock()
         # None: ``time.sleep`` looked up at each call, so that gevent's patched sleep is the one used
@@ -127,7 +113,7 @@ class Gateway:
 
     # --- routing --------------------------------------------------------------------------------
     def resolve(self, model: str) -> Route:
-        return resolve_model(model, self.settings.model_aliases)
+        return resolve_model(model, self.settings.model_aliases, self.registry)
 
     def default_model(self, kind: ModelKind) -> str:
         """Configured default, else production default with cloud credentials, else ``local``."""
@@ -151,14 +137,14 @@ class Gateway:
 
     def catalog(self) -> list[ModelInfo]:
         """The model names this service routes without asking an upstream: the defaults, the
-        aliases, the fallback targets and the embedded local model."""
+        aliases, the fallback targets and the names each provider spec always lists (``local``)."""
         s = self.settings
         names: list[str] = [self.default_model("chat"), self.default_model("embedding")]
         names.append(self.default_model("assessment"))
         names += list(s.model_aliases)
         for targets in s.model_fallbacks.values():
             names += targets
-        names.append("local")
+        names += [name for spec in self.registry for name in spec.listed]
         out: list[ModelInfo] = []
         seen: set[str] = set()
         for name in names:
@@ -295,7 +281,7 @@ class Gateway:
             req = EmbedRequest(route.model_id, list(texts), api_key=api_key, dimensions=dimensions)
             return self._observed(route, "embed", lambda: prov.embed(req, deadline))
 
-        return self._with_fallbacks(model, deadline, call)
+        return self._with_fallbacks(model, deadline, call, embed=True)
 
     def list_models(self, provider: str, *, api_key: str | None = None) -> list[ModelInfo]:
         deadline = self.new_deadline()
@@ -311,14 +297,21 @@ class Gateway:
         chat: ChatRequest | None = None,
         *,
         stream: bool = False,
+        embed: bool = False,
     ) -> T:
-        """Call ``route`` then its fallbacks. For chat, the capability check decides first: the model
-        asked for must honour every feature (else 400), fallbacks that cannot are skipped."""
+        """Call ``route`` then its fallbacks. For chat and embeddings, the capability check decides
+        first: the model asked for must honour every feature (else 400), fallbacks that cannot are
+        skipped."""
         route = self.resolve(model)
+        if self.guard is not None:
+            self.guard(model, route)
         chain = [route] + [self.resolve(m) for m in self.settings.model_fallbacks.get(route.name, [])]
         if chat is not None:
             capabilities.require(route, chat, stream=stream)
             chain = [route] + [c for c in chain[1:] if capabilities.missing(c, chat, stream=stream) is None]
+        elif embed:
+            capabilities.require_embeddings(route)
+            chain = [route] + [c for c in chain[1:] if capabilities.missing_embeddings(c) is None]
         last: AIProxyError | None = None
         for i, candidate in enumerate(chain):
             try:

@@ -281,7 +281,7 @@ class RubricTester:
             f"Total: {total.assessments} assessments, {total.model_calls} model calls, "
             f"~{total.total_tokens:,} tokens, ~${total.cost_usd or 0:.4f}"
             + (f" plus unpriced model(s): {', '.join(sorted(unknown))}" if unknown else "")
-            + ". Estimates use the cl100k_base tokenizer; see lib/assessment/tester/estimate.py for prices."
+            + ". Estimates use the cl100k_base tokenizer; prices: lib/providers/*/spec.py."
         )
         return EXIT_OK
 

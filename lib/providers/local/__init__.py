@@ -14,12 +14,14 @@ from lib.providers.local.provider import (
     LocalProvider,
     create_local_provider,
 )
+from lib.providers.local.spec import SPEC
 
 __all__ = [
     "CHAT_MODEL_ID",
     "CHAT_NAMES",
     "EMBED_MODEL_ID",
     "EMBED_NAMES",
+    "SPEC",
     "LocalProvider",
     "create_local_provider",
 ]

@@ -1,0 +1,60 @@
+"""The embedded provider's spec: ``local`` and ``local-*`` route here (the name is the model id);
+SmolLM2 on llama.cpp honours ``top_p``, ``seed``, ``presence_penalty`` and ``frequency_penalty``
+and JSON through a grammar; it takes no images and no tools; MiniLM makes the embeddings. Free.
+
+The factory imports the provider module only when the first call needs it: a build without this
+package (or its optional model packages) answers ``provider_not_installed``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lib.errors import ProviderNotInstalledError
+from lib.providers.local.provider import CHAT_NAMES, EMBED_NAMES
+from lib.providers.spec import Capabilities, Price, ProviderSpec, route_pattern
+
+if TYPE_CHECKING:
+    from lib.providers.base import Provider
+    from lib.settings import Settings
+
+#: Names that only select the chat model (asking them for embeddings is refused by name).
+_CHAT_ONLY = frozenset(CHAT_NAMES) - frozenset(EMBED_NAMES)
+_SAMPLING = frozenset({"top_p", "seed", "presence_penalty", "frequency_penalty"})
+
+
+def _factory(settings: Settings) -> Provider:
+    try:
+        from lib.providers.local import create_local_provider
+    except ImportError as exc:  # the package itself is missing from this build
+        raise ProviderNotInstalledError("local provider not installed", provider="local") from exc
+    return create_local_provider(settings)
+
+
+def _agent(_model_id: str) -> str:
+    return "local"
+
+
+def _capabilities(model_id: str) -> Capabilities:
+    return Capabilities(
+        tools=False,
+        forced_tool_choice=False,
+        parallel_tool_calls_off=False,
+        images=False,
+        json=True,  # a GBNF grammar built from the schema
+        embeddings=model_id not in _CHAT_ONLY,
+        stream_n=True,
+        sampling=_SAMPLING,
+    )
+
+
+SPEC = ProviderSpec(
+    name="local",
+    title="local",
+    hint="local (embedded)",
+    routes=(route_pattern(r"local(?:-.*)?"),),
+    factory=_factory,
+    agent=_agent,
+    capabilities=_capabilities,
+    prices=(Price("local", 0.0, 0.0),),
+    listed=("local",),
+)
