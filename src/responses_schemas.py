@@ -171,6 +171,8 @@ def _text_as_user_turn(v: Any) -> Any:
         if len(v) > MAX_CONTENT_CHARS:
             raise ValueError(f"at most {MAX_CONTENT_CHARS} characters, got {len(v)}")
         return [{"role": "user", "content": v}]
+    if not isinstance(v, list):
+        raise ValueError("must be a string or a list of input items")
     return v
 
 
