@@ -259,3 +259,36 @@ def test_added_provider_is_listed_and_described_by_v1_models(app_factory: Callab
         headers=auth,
     )
     assert r.status_code == 400 and "top_p" in r.json["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("model", "tools", "images"),
+    [
+        ("anthropic.claude-v2:1", False, False),
+        ("us.anthropic.claude-opus-4-1-20250805-v1:0", True, True),
+        ("meta.llama3-8b-instruct-v1:0", False, False),
+        ("us.meta.llama3-2-11b-instruct-v1:0", True, True),
+        ("us.meta.llama4-maverick-17b-instruct-v1:0", True, True),
+        ("amazon.titan-text-express-v1", False, False),
+        ("us.amazon.nova-micro-v1:0", True, False),
+        ("mistral.mistral-large-2402-v1:0", True, False),
+        ("mistral.mixtral-8x7b-instruct-v0:1", False, False),
+        ("cohere.command-r-plus-v1:0", True, False),
+        ("ai21.jamba-1-5-large-v1:0", False, False),
+    ],
+)
+def test_bedrock_spec_capabilities_by_family(model: str, tools: bool, images: bool) -> None:
+    caps = REGISTRY.get("bedrock").capabilities(model)  # type: ignore[union-attr]
+    assert (caps.tools, caps.images) == (tools, images)
+    assert not caps.parallel_tool_calls_off and not caps.stream_n and caps.sampling == {"top_p", "user"}
+
+
+def test_parallel_tool_calls_false_is_refused_where_not_honoured() -> None:
+    req = ChatRequest("", [Message("user", "hi")], tools=(TOOL,), parallel_tool_calls=False)
+    claude = resolve_model("bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0")
+    assert capabilities.missing(claude, req) == (
+        "parallel_tool_calls",
+        "parallel_tool_calls: false is not supported by model "
+        "bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0",
+    )
+    assert capabilities.missing(resolve_model("gpt-4o"), req) is None

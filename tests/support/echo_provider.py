@@ -60,15 +60,12 @@ def _factory(settings: Settings) -> EchoProvider:
 
 
 def _capabilities(model_id: str) -> Capabilities:
+    """Only ``seed``; embeddings only from ``echo.embed*``; everything else refused."""
     return Capabilities(
-        tools=False,
-        forced_tool_choice=False,
-        parallel_tool_calls_off=False,
-        images=False,
-        json=False,
-        embeddings=model_id.startswith("embed"),
-        stream_n=False,
         sampling=frozenset({"seed"}),
+        embeddings=model_id.startswith("embed"),
+        **dict.fromkeys(("tools", "forced_tool_choice", "parallel_tool_calls_off"), False),
+        **dict.fromkeys(("images", "json", "stream_n"), False),
     )
 
 
