@@ -24,33 +24,26 @@ non-streaming call ends by itself, when its answer is complete or one read waits
 client's read timeout (an upstream that keeps trickling keeps that pool thread and its connection
 until it stops).  Under gevent the pool's threads are greenlets, so the wait costs no OS thread.
 Streams are read by a pool thread into a queue that the caller drains with the same deadline; at the
-deadline the stream's socket is shut down, which ends the pool thread's read at once.
+deadline the stream's socket is shut down, which ends the pool thread's read at once.  That machinery
+and the client construction are shared with the SageMaker provider (``lib.providers.aws``).
 
 Per-request ``api_key`` values are ignored: Bedrock authenticates with the AWS credentials above.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import queue
-import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
 from typing import Any, TypeVar
 
-import boto3
-from botocore import exceptions as bce
-from botocore.config import Config
-
 from lib.errors import (
-    AuthenticationError,
     InvalidRequestError,
     InvalidUpstreamResponseError,
     UpstreamTimeoutError,
 )
+from lib.providers import aws
 from lib.providers.base import (
     ChatDelta,
     ChatRequest,
@@ -76,7 +69,7 @@ from lib.providers.bedrock.converse import (
 from lib.providers.bedrock.errors import PROVIDER, translate
 from lib.providers.bedrock.models import chat_capabilities, embed_format, known_models
 from lib.providers.bedrock.pool import DaemonPool
-from lib.providers.deadline import Deadline, call_bounded
+from lib.providers.deadline import Deadline
 from lib.settings import Settings
 
 T = TypeVar("T")
@@ -85,70 +78,20 @@ NAME = PROVIDER
 EMBED_PARALLELISM = 8
 #: Most parallel Converse calls one chat request may fan out to (``n``).
 MAX_CHOICES = 16
-
-
-def client_config(settings: Settings) -> Config:
-    return Config(
-        region_name=settings.aws_region,
-        # total_max_attempts counts the first try; botocore's "max_attempts" counts *retries*
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        connect_timeout=min(settings.upstream_connect_timeout_seconds, settings.request_deadline_seconds),
-        read_timeout=settings.request_deadline_seconds,
-        max_pool_connections=settings.upstream_pool_size,
-        tcp_keepalive=True,
-        user_agent_extra="aiproxy",
-    )
+#: The client configuration (shared with the other boto3 provider, ``lib.providers.aws``).
+client_config = aws.client_config
 
 
 def build_client(settings: Settings) -> Any:
-    """The ``bedrock-runtime`` client; credential/profile problems become ``AuthenticationError``."""
-    session_kwargs: dict[str, Any] = {"region_name": settings.aws_region}
-    if (settings.aws_access_key_id is None) != (settings.aws_secret_access_key is None):
-        # load_settings refuses this at start-up; settings built around it must not fall back to
-        # another identity from the default credential chain.
-        raise AuthenticationError(
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together", provider=NAME
-        )
-    if settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None:
-        session_kwargs["aws_access_key_id"] = settings.aws_access_key_id.get_secret_value()
-        session_kwargs["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
-        if settings.aws_session_token is not None:
-            session_kwargs["aws_session_token"] = settings.aws_session_token.get_secret_value()
-    elif settings.aws_profile:
-        session_kwargs["profile_name"] = settings.aws_profile
-    client_kwargs: dict[str, Any] = {"config": client_config(settings)}
-    if settings.aws_endpoint_url_bedrock_runtime:
-        client_kwargs["endpoint_url"] = settings.aws_endpoint_url_bedrock_runtime
-    # else: botocore itself honours AWS_ENDPOINT_URL_BEDROCK_RUNTIME / AWS_ENDPOINT_URL
-    try:
-        session = boto3.session.Session(**session_kwargs)
-        return session.client("bedrock-runtime", **client_kwargs)
-    except (bce.BotoCoreError, ValueError) as exc:
-        raise translate(exc, "-") from None
-
-
-def _interrupt(stream: Any) -> None:
-    """Unblock a pool thread reading ``stream`` (a botocore ``EventStream``) by shutting its socket down.
-
-    ``close()`` from another thread would wait for the blocked read (the reader holds the buffer's
-    lock); urllib3's ``HTTPResponse.shutdown()`` exists for exactly this."""
-    raw = getattr(stream, "_raw_stream", None)
-    shutdown = getattr(raw, "shutdown", None)
-    if callable(shutdown):
-        with contextlib.suppress(Exception):  # already released or closed: nothing to unblock
-            shutdown()
-
-
-def _close_stream(response: Any) -> None:
-    stream = response.get("stream") if isinstance(response, Mapping) else None
-    if stream is not None:
-        with contextlib.suppress(Exception):
-            stream.close()
-
-
-def _abandoned_result(handler: Callable[[Any], None], future: Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        handler(future.result())
+    """The ``bedrock-runtime`` client (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` from settings, else
+    botocore's own reading of the environment); credential problems become ``AuthenticationError``."""
+    return aws.build_client(
+        settings,
+        "bedrock-runtime",
+        NAME,
+        settings.aws_endpoint_url_bedrock_runtime,
+        lambda exc: translate(exc, "-"),
+    )
 
 
 class BedrockProvider:
@@ -199,46 +142,30 @@ class BedrockProvider:
         model = request.model
         call = build_converse_request(request, chat_capabilities(model))
         (response,) = self._gather(
-            [lambda: self.client.converse_stream(**call.kwargs)], deadline, model, on_abandoned=_close_stream
+            [lambda: self.client.converse_stream(**call.kwargs)],
+            deadline,
+            model,
+            on_abandoned=partial(aws.close_stream, key="stream"),
         )
         stream = response.get("stream") if isinstance(response, Mapping) else None
         if stream is None:
             raise InvalidUpstreamResponseError(
                 f"Bedrock ConverseStream answer for model {model} has no stream", provider=NAME, model=model
             )
-        events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        stop = threading.Event()
-
-        def pump() -> None:
-            try:
-                for event in stream:
-                    if stop.is_set():
-                        return
-                    events.put(("event", event))
-            except Exception as exc:  # noqa: BLE001 - handed over to the consumer below
-                events.put(("error", exc))
-            else:
-                events.put(("end", None))
-            finally:
-                with contextlib.suppress(Exception):  # best effort: the answer is complete or abandoned
-                    stream.close()
-
-        self._pool.submit(pump)
+        pump = aws.EventPump(self._pool, stream)
         finished = False
         try:
-            yield from self._stream_deltas(events, deadline, model, call.structured)
+            events = pump.events(
+                deadline, lambda: self._deadline_error(deadline, model), lambda exc: translate(exc, model)
+            )
+            yield from self._stream_deltas(events, model, call.structured)
             finished = True
         finally:
             if not finished:  # deadline, upstream error or the caller went away: stop reading now
-                stop.set()
-                _interrupt(stream)
+                pump.abandon()
 
     def _stream_deltas(
-        self,
-        events: queue.Queue[tuple[str, Any]],
-        deadline: Deadline,
-        model: str,
-        structured: StructuredOutput | None,
+        self, events: Iterator[Any], model: str, structured: StructuredOutput | None
     ) -> Iterator[ChatDelta]:
         tool_mode = structured is not None and structured.mode == "tool"
         tool_slots: dict[Any, int] = {}  # Converse contentBlockIndex -> OpenAI tool_calls index
@@ -246,15 +173,7 @@ class BedrockProvider:
         finish: FinishReason | None = None
         stopped = False
         usage: Usage | None = None
-        while True:
-            try:
-                kind, item = events.get(timeout=deadline.remaining())
-            except queue.Empty:
-                raise self._deadline_error(deadline, model) from None
-            if kind == "error":
-                raise translate(item, model)
-            if kind == "end":
-                break
+        for item in events:
             try:
                 if "contentBlockStart" in item and not tool_mode:
                     start = item["contentBlockStart"]
@@ -400,38 +319,13 @@ class BedrockProvider:
         limit: int = 1,
         on_abandoned: Callable[[Any], None] | None = None,
     ) -> list[T]:
-        """Run ``calls`` on the pool (at most ``limit`` at once) and return their results in order.
-
-        Waits no longer than the deadline; the first failure is translated and raised (calls not yet
-        started are cancelled; ``on_abandoned`` gets the result of a running one when it arrives)."""
-        if deadline.expired:
-            raise self._deadline_error(deadline, model)
-        results: list[Any] = [None] * len(calls)
-        pending = iter(enumerate(calls))
-        running: dict[Future[T], int] = {}
-
-        def fill() -> None:
-            while len(running) < max(1, limit):
-                nxt = next(pending, None)
-                if nxt is None:
-                    return
-                running[self._pool.submit(partial(call_bounded, nxt[1], deadline))] = nxt[0]
-
-        try:
-            fill()
-            while running:
-                done, _ = wait(running, timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
-                if not done:
-                    raise self._deadline_error(deadline, model)
-                for future in done:
-                    index = running.pop(future)
-                    exc = future.exception()
-                    if exc is not None:
-                        raise translate(exc, model) from exc
-                    results[index] = future.result()
-                fill()
-        finally:
-            for future in running:
-                if not future.cancel() and on_abandoned is not None:
-                    future.add_done_callback(partial(_abandoned_result, on_abandoned))
-        return results
+        """``aws.gather`` on this provider's pool, failures translated naming ``model``."""
+        return aws.gather(
+            self._pool,
+            calls,
+            deadline,
+            translate=lambda exc: translate(exc, model),
+            timeout_error=lambda: self._deadline_error(deadline, model),
+            limit=limit,
+            on_abandoned=on_abandoned,
+        )

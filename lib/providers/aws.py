@@ -1,0 +1,192 @@
+"""What the boto3 providers (Bedrock, SageMaker) share: the client, and calls bounded by the deadline.
+
+botocore has no per-call timeout and no hook into its socket reads, so both providers hold their
+calls to the request's deadline the same way (see ``lib.providers.deadline``): every call runs on the
+provider's ``DaemonPool`` (in ``call_bounded``) while the caller waits at most ``remaining()``
+(``gather``); a response stream is read by a pool thread into a queue the caller drains with the same
+deadline, and is shut down when the caller gives up (``EventPump``). Keeping this in one module means
+a fix to the deadline handling reaches every AWS provider at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from functools import partial
+from typing import Any, TypeVar
+
+import boto3
+from botocore import exceptions as bce
+from botocore.config import Config
+
+from lib.errors import AIProxyError, AuthenticationError
+from lib.providers.bedrock.pool import DaemonPool
+from lib.providers.deadline import Deadline, call_bounded
+from lib.settings import Settings
+
+T = TypeVar("T")
+Translate = Callable[[BaseException], AIProxyError]
+
+
+def client_config(settings: Settings) -> Config:
+    """botocore retries off (the gateway retries), timeouts and pool from settings."""
+    return Config(
+        region_name=settings.aws_region,
+        # total_max_attempts counts the first try; botocore's "max_attempts" counts *retries*
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=min(settings.upstream_connect_timeout_seconds, settings.request_deadline_seconds),
+        read_timeout=settings.request_deadline_seconds,
+        max_pool_connections=settings.upstream_pool_size,
+        tcp_keepalive=True,
+        user_agent_extra="aiproxy",
+    )
+
+
+def build_client(
+    settings: Settings, service: str, provider: str, endpoint_url: str | None, translate: Translate
+) -> Any:
+    """A boto3 client for ``service`` from explicit keys / ``AWS_PROFILE`` in settings, else boto3's
+    default credential chain; ``endpoint_url`` None lets botocore read ``AWS_ENDPOINT_URL_<SERVICE>``
+    itself. Credential/profile problems become ``AuthenticationError``."""
+    session_kwargs: dict[str, Any] = {"region_name": settings.aws_region}
+    if (settings.aws_access_key_id is None) != (settings.aws_secret_access_key is None):
+        # load_settings refuses this at start-up; settings built around it must not fall back to
+        # another identity from the default credential chain.
+        raise AuthenticationError(
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together", provider=provider
+        )
+    if settings.aws_access_key_id is not None and settings.aws_secret_access_key is not None:
+        session_kwargs["aws_access_key_id"] = settings.aws_access_key_id.get_secret_value()
+        session_kwargs["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
+        if settings.aws_session_token is not None:
+            session_kwargs["aws_session_token"] = settings.aws_session_token.get_secret_value()
+    elif settings.aws_profile:
+        session_kwargs["profile_name"] = settings.aws_profile
+    client_kwargs: dict[str, Any] = {"config": client_config(settings)}
+    if endpoint_url:
+        client_kwargs["endpoint_url"] = endpoint_url
+    try:
+        session = boto3.session.Session(**session_kwargs)
+        return session.client(service, **client_kwargs)
+    except (bce.BotoCoreError, ValueError) as exc:
+        raise translate(exc) from None
+
+
+def interrupt(stream: Any) -> None:
+    """Unblock a pool thread reading ``stream`` (a botocore ``EventStream``) by shutting its socket down.
+
+    ``close()`` from another thread would wait for the blocked read (the reader holds the buffer's
+    lock); urllib3's ``HTTPResponse.shutdown()`` exists for exactly this."""
+    raw = getattr(stream, "_raw_stream", None)
+    shutdown = getattr(raw, "shutdown", None)
+    if callable(shutdown):
+        with contextlib.suppress(Exception):  # already released or closed: nothing to unblock
+            shutdown()
+
+
+def close_stream(response: Any, key: str) -> None:
+    """Close the event stream under ``key`` of a response nobody waits for any more."""
+    stream = response.get(key) if isinstance(response, Mapping) else None
+    if stream is not None:
+        with contextlib.suppress(Exception):
+            stream.close()
+
+
+def _abandoned_result(handler: Callable[[Any], None], future: Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        handler(future.result())
+
+
+def gather(
+    pool: DaemonPool,
+    calls: Sequence[Callable[[], T]],
+    deadline: Deadline,
+    *,
+    translate: Translate,
+    timeout_error: Callable[[], AIProxyError],
+    limit: int = 1,
+    on_abandoned: Callable[[Any], None] | None = None,
+) -> list[T]:
+    """Run ``calls`` on ``pool`` (at most ``limit`` at once) and return their results in order.
+
+    Waits no longer than the deadline (then raises ``timeout_error()``); the first failure is
+    translated and raised (calls not yet started are cancelled; ``on_abandoned`` gets the result of a
+    running one when it arrives)."""
+    if deadline.expired:
+        raise timeout_error()
+    results: list[Any] = [None] * len(calls)
+    pending = iter(enumerate(calls))
+    running: dict[Future[T], int] = {}
+
+    def fill() -> None:
+        while len(running) < max(1, limit):
+            nxt = next(pending, None)
+            if nxt is None:
+                return
+            running[pool.submit(partial(call_bounded, nxt[1], deadline))] = nxt[0]
+
+    try:
+        fill()
+        while running:
+            done, _ = wait(running, timeout=deadline.remaining(), return_when=FIRST_COMPLETED)
+            if not done:
+                raise timeout_error()
+            for future in done:
+                index = running.pop(future)
+                exc = future.exception()
+                if exc is not None:
+                    raise translate(exc) from exc
+                results[index] = future.result()
+            fill()
+    finally:
+        for future in running:
+            if not future.cancel() and on_abandoned is not None:
+                future.add_done_callback(partial(_abandoned_result, on_abandoned))
+    return results
+
+
+class EventPump:
+    """Reads a botocore ``EventStream`` on a pool thread into a queue that the caller drains with the
+    request's deadline; ``abandon()`` (deadline, upstream error, caller gone) stops the reader at once."""
+
+    def __init__(self, pool: DaemonPool, stream: Any) -> None:
+        self._stream = stream
+        self._events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = threading.Event()
+        pool.submit(self._pump)
+
+    def _pump(self) -> None:
+        try:
+            for event in self._stream:
+                if self._stop.is_set():
+                    return
+                self._events.put(("event", event))
+        except Exception as exc:  # noqa: BLE001 - handed over to the consumer
+            self._events.put(("error", exc))
+        else:
+            self._events.put(("end", None))
+        finally:
+            with contextlib.suppress(Exception):  # best effort: the answer is complete or abandoned
+                self._stream.close()
+
+    def events(
+        self, deadline: Deadline, timeout_error: Callable[[], AIProxyError], translate: Translate
+    ) -> Iterator[Any]:
+        """The stream's events until its end; an upstream failure is translated and raised."""
+        while True:
+            try:
+                kind, item = self._events.get(timeout=deadline.remaining())
+            except queue.Empty:
+                raise timeout_error() from None
+            if kind == "error":
+                raise translate(item)
+            if kind == "end":
+                return
+            yield item
+
+    def abandon(self) -> None:
+        self._stop.set()
+        interrupt(self._stream)
