@@ -70,5 +70,7 @@ def test_local_sampling() -> None:
     assert _field("local", _req(sampling=Sampling(logit_bias={"1": 1.0}))) == "logit_bias"
 
 
-def test_local_refuses_tools_by_name() -> None:
-    assert _field("local", _req(tools=(TOOL,))) == "tools"
+def test_local_takes_tools_one_call_at_a_time() -> None:
+    assert _field("local", _req(tools=(TOOL,))) is None
+    assert _field("local", _req(tools=(TOOL,), tool_choice=ToolChoice("required"))) is None
+    assert _field("local", _req(tools=(TOOL,), parallel_tool_calls=False)) is None

@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import jsonschema_rs
 import pytest
@@ -199,3 +200,70 @@ def test_full_local_queue_answers_503_with_retry_after(service: Service, client:
     assert "capacity" in exc.value.response.text
     assert refused_after < 1.0  # refused, not queued
     assert len(results) == 2 and all(results)  # both admitted requests were served
+
+
+ADD_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "description": "Add two integers",
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+            "additionalProperties": False,
+        },
+    },
+}
+FORCE_ADD: Any = {"type": "function", "function": {"name": "add"}}
+
+
+def test_openai_sdk_tool_call_round_trip(client: OpenAI) -> None:
+    """SmolLM2 calls the forced function with schema-valid arguments; the result goes back as a tool
+    turn and the model answers in text."""
+    messages: list[Any] = [{"role": "user", "content": "What is 2 plus 3?"}]
+    first = client.chat.completions.create(
+        model="local",
+        messages=messages,
+        tools=[ADD_TOOL],
+        tool_choice=FORCE_ADD,
+        temperature=0,
+        max_tokens=40,
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.id.startswith("call_") and call.function.name == "add"  # type: ignore[union-attr]
+    jsonschema_rs.validate(ADD_TOOL["function"]["parameters"], json.loads(call.function.arguments))  # type: ignore[union-attr]
+    messages.append(choice.message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": "5"})
+    second = client.chat.completions.create(
+        model="local", messages=messages, tools=[ADD_TOOL], tool_choice="none", temperature=0, max_tokens=16
+    )
+    assert second.choices[0].message.tool_calls is None and second.choices[0].message.content
+
+
+def test_openai_sdk_streams_tool_call_deltas(client: OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="local",
+        messages=[{"role": "user", "content": "Add 40 and 2."}],
+        tools=[ADD_TOOL],
+        tool_choice="required",
+        temperature=0,
+        max_tokens=40,
+        stream=True,
+    )
+    ids: set[str] = set()
+    names, arguments, finish, pieces = "", "", None, 0
+    for chunk in stream:
+        for c in chunk.choices:
+            for tc in c.delta.tool_calls or []:
+                assert tc.index == 0
+                if tc.id:
+                    ids.add(tc.id)
+                names += (tc.function.name or "") if tc.function else ""
+                arguments += (tc.function.arguments or "") if tc.function else ""
+                pieces += 1
+            finish = c.finish_reason or finish
+    assert len(ids) == 1 and names == "add" and finish == "tool_calls" and pieces > 2
+    jsonschema_rs.validate(ADD_TOOL["function"]["parameters"], json.loads(arguments))

@@ -1,6 +1,7 @@
 """The embedded provider's spec: ``local`` and ``local-*`` route here (the name is the model id);
 SmolLM2 on llama.cpp honours ``top_p``, ``seed``, ``presence_penalty`` and ``frequency_penalty``
-and JSON through a grammar; it takes no images and no tools; MiniLM makes the embeddings. Free.
+and JSON through a grammar; tools through a grammar too (one call per answer, so ``parallel_tool_calls``
+false is what it always does; see ``tools``); it takes no images; MiniLM makes the embeddings. Free.
 
 The factory imports the provider module only when the first call needs it: a build without this
 package (or its optional model packages) answers ``provider_not_installed``."""
@@ -36,9 +37,9 @@ def _agent(_model_id: str) -> str:
 
 def _capabilities(model_id: str) -> Capabilities:
     return Capabilities(
-        tools=False,
-        forced_tool_choice=False,
-        parallel_tool_calls_off=False,
+        tools=True,  # a grammar: text or one call of an offered function (lib.providers.local.tools)
+        forced_tool_choice=True,  # required / a named function: the grammar admits only that call
+        parallel_tool_calls_off=True,  # one call per answer, always
         images=False,
         json=True,  # a GBNF grammar built from the schema
         embeddings=model_id not in _CHAT_ONLY,
