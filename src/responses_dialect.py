@@ -39,6 +39,7 @@ from src.responses_schemas import (
     InputImage,
     InputText,
     MessageItem,
+    NamedFunction,
     ResponsesBody,
     TextFormatJsonObject,
     TextFormatJsonSchema,
@@ -138,18 +139,18 @@ def tools(body: ResponsesBody) -> tuple[Tool, ...]:
 
 
 def tool_choice(body: ResponsesBody, declared: Sequence[Tool]) -> ToolChoice | None:
+    """``auto``/``none``/``required``, or Responses' flat ``{"type": "function", "name"}``; a choice
+    that cannot be met by the declared tools is a 400 before any upstream call."""
     choice = body.tool_choice
-    if choice is None:
-        return None
-    if isinstance(choice, str):
-        if choice == "required" and not declared:
-            raise InvalidRequestError("tool_choice required needs tools", field="tool_choice")
-        return ToolChoice(choice)
-    if choice.name not in {t.name for t in declared}:
-        raise InvalidRequestError(
-            f"tool_choice names {choice.name!r}, which is not in tools", field="tool_choice"
-        )
-    return ToolChoice("function", choice.name)
+    if choice == "required" and not declared:
+        raise InvalidRequestError("tool_choice required needs tools", field="tool_choice")
+    if isinstance(choice, NamedFunction):
+        if choice.name not in {t.name for t in declared}:
+            raise InvalidRequestError(
+                f"tool_choice names {choice.name!r}, not one of tools", field="tool_choice"
+            )
+        return ToolChoice("function", choice.name)
+    return ToolChoice(choice) if choice is not None else None
 
 
 def json_schema(body: ResponsesBody) -> JsonSchema | None:
