@@ -364,3 +364,17 @@ def test_bad_input_is_400_naming_the_field(
     assert info.value.body["param"] == param, info.value.body  # type: ignore[index]
     assert needle in info.value.message
     assert not mocks[0].calls(CHAT) and not mocks[1].calls()  # refused before any upstream call
+
+
+@pytest.mark.parametrize("model", [GPT, CLAUDE])
+def test_the_sdks_stream_helper_accumulates_the_events(sdk: openai.OpenAI, model: str) -> None:
+    """``responses.stream`` rebuilds the response from the events (snapshots, deltas, parsed output)."""
+    with sdk.responses.stream(model=model, input="grade it", text_format=Grade) as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert final.output_parsed is not None and isinstance(final.output_parsed, Grade)
+    assert "".join(texts) == final.output_text
+    with sdk.responses.stream(model=model, input="weather?", tools=[WEATHER]) as stream:
+        done = [e for e in stream if e.type == "response.function_call_arguments.done"]
+        calls = [i for i in stream.get_final_response().output if i.type == "function_call"]
+    assert [c.arguments for c in calls] == [d.arguments for d in done] and calls[0].name == "get_weather"
