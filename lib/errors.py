@@ -121,3 +121,16 @@ class CapacityError(AIProxyError):
     """This worker's bounded queue for a provider is full. ``retry_after`` is set."""
 
     kind = "capacity"
+
+
+class QuotaExceededError(AIProxyError):
+    """This caller (key or token ``sub``) is over its own RPM, TPM or concurrency limit, or is a
+    batch-class caller backing off while the upstream throttles. Distinct from ``rate_limited``
+    (the upstream's own throttling): clients retry both, after ``retry_after`` seconds."""
+
+    kind = "quota"
+
+    def __init__(self, message: str, *, limit: str, retry_after: float, **kw: object) -> None:
+        super().__init__(message, retry_after=retry_after, **kw)  # type: ignore[arg-type]
+        #: which limit refused: ``rpm``, ``tpm``, ``concurrency`` or ``batch_backoff``.
+        self.limit = limit

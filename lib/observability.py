@@ -87,6 +87,14 @@ class Metrics:
             "aiproxy_upstream_tokens", "Tokens used upstream", ["provider", "model", "type"], registry=r
         )
         self.errors = Counter("aiproxy_errors", "Errors by kind", ["kind"], registry=r)
+        self.quota_rejections = Counter(
+            "aiproxy_quota_rejections", "Requests refused 429 quota, by limit", ["limit"], registry=r
+        )
+        self.limiter_fallbacks = Counter(
+            "aiproxy_limiter_fallback",
+            "Limit checks answered per replica because the shared limit store (Redis) was unreachable",
+            registry=r,
+        )
 
     # UpstreamObserver protocol (lib.providers.gateway)
     def observe_upstream(

@@ -136,6 +136,42 @@ class Settings(BaseSettings):
     ledger_flush_seconds: float = Field(0.5, gt=0, le=60, description="Ledger writer batch interval.")
     ledger_queue_max: int = Field(100_000, ge=100, description="Ledger rows held in memory at most.")
 
+    # --- limits and browser tokens (issue 14) ---------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        None, description="Redis shared by every worker and replica for limits; unset = SQLite on this box."
+    )
+    limits_backend: Literal["auto", "redis", "sqlite", "memory"] = Field(
+        "auto", description="auto = Redis when REDIS_URL is set, else the SQLite file."
+    )
+    limits_sqlite_path: Path | None = Field(
+        None, description="SQLite file of the limit counters; unset = DATA_DIR/limits.db."
+    )
+    root_key_rpm: int | None = Field(None, ge=1, description="Requests per minute of the root key.")
+    root_key_tpm: int | None = Field(None, ge=1, description="Tokens per minute of the root key.")
+    root_key_concurrency: int | None = Field(None, ge=1, description="Requests at once of the root key.")
+    root_key_class: Literal["interactive", "batch"] = Field(
+        "interactive", description="batch = backs off first while an upstream throttles."
+    )
+    batch_cooldown_seconds: float = Field(
+        30.0, ge=0, le=3600, description="How long batch-class callers get 429 after an upstream throttle."
+    )
+    jwt_issuer: str | None = Field(None, description="Accepted iss of browser JWTs; unset = JWTs are off.")
+    jwt_audience: str | None = Field(None, description="Required aud of browser JWTs.")
+    jwt_public_key_file: Path | None = Field(None, description="PEM public key (RSA or EC) of the issuer.")
+    jwt_jwks_file: Path | None = Field(None, description="JWKS file of the issuer (keys chosen by kid).")
+    jwt_max_lifetime_minutes: float = Field(
+        5.0, gt=0, le=1440, description="Tokens whose exp - iat is longer are refused."
+    )
+    jwt_leeway_seconds: int = Field(10, ge=0, le=300, description="Clock skew allowed on exp, iat, nbf.")
+    jwt_scope_claim: str = Field("scope", description="Claim holding the token's scopes.")
+    jwt_scope_routes: Annotated[dict[str, list[str]], NoDecode] = Field(
+        default_factory=dict,
+        description="Claim scope -> route groups (chat, embeddings, assessment, images); unset = same names.",
+    )
+    jwt_sub_rpm: int | None = Field(None, ge=1, description="Requests per minute of each token sub.")
+    jwt_sub_tpm: int | None = Field(None, ge=1, description="Tokens per minute of each token sub.")
+    jwt_sub_concurrency: int | None = Field(None, ge=1, description="Requests at once of each token sub.")
+
     # --- operations -----------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -154,7 +190,7 @@ class Settings(BaseSettings):
     def _aliases(cls, v: Any) -> Any:
         return _json_or_pairs(v)
 
-    @field_validator("model_fallbacks", mode="before")
+    @field_validator("model_fallbacks", "jwt_scope_routes", mode="before")
     @classmethod
     def _fallbacks(cls, v: Any) -> Any:
         v = _json_or_pairs(v)
@@ -173,6 +209,9 @@ class Settings(BaseSettings):
         "aws_endpoint_url_bedrock_runtime",
         "database_url",
         "key_hash_secret",
+        "redis_url",
+        "jwt_issuer",
+        "jwt_audience",
         mode="before",
     )
     @classmethod

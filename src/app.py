@@ -12,10 +12,12 @@ from flask import Blueprint, Flask, Response, g, request
 from lib.observability import Metrics, configure_logging
 from lib.providers.gateway import Gateway
 from lib.settings import Settings, load_settings
+from lib.tokens import TokenVerifier
 from src.api import Services
-from src.auth import check_auth_configured
+from src.auth import TOKENS_EXTENSION, check_auth_configured
 from src.body_limit import BodyLimitMiddleware
 from src.errors import register_error_handlers
+from src.quota import Quota
 
 log = logging.getLogger("aiproxy.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -42,6 +44,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["aiproxy"] = Services(settings=settings, gateway=gateway, metrics=metrics)
+    Quota(settings, metrics).install(app, gateway)
+    app.extensions[TOKENS_EXTENSION] = TokenVerifier.from_settings(settings)
 
     for bp in _blueprints():
         app.register_blueprint(bp)

@@ -17,15 +17,20 @@ from typing import Any, TypeVar, cast
 from flask import Response, current_app, request
 
 from lib.settings import Settings, SettingsError
+from lib.tokens import TokenError, TokenVerifier, looks_like_jwt
 from src.errors import error_response
+from src.quota import quota
+from src.scopes import route_scope
 
 log = logging.getLogger("aiproxy.auth")
 F = TypeVar("F", bound=Callable[..., Any])
+#: ``app.extensions`` key of the ``TokenVerifier`` (absent or None = browser tokens are off).
+TOKENS_EXTENSION = "aiproxy.tokens"
 
 
 def check_auth_configured(settings: Settings) -> None:
     """Refuse to start without keys unless the explicit development switch is set."""
-    if settings.api_keys:
+    if settings.api_keys or settings.jwt_issuer:
         return
     if settings.aiproxy_allow_unauthenticated:
         log.warning(
@@ -70,12 +75,30 @@ def require_auth(view: F) -> F:
         key = presented_key(request.headers.get("Authorization"))
         if key is None:
             return _unauthorized("missing Authorization header (send the aiproxy key, raw or as Bearer)")
-        if not key_matches(key, keys):
-            return _unauthorized("invalid API key")
-        return view(*args, **kwargs)
+        if key_matches(key, keys):
+            quota().admit(quota().root())
+            return view(*args, **kwargs)
+        if looks_like_jwt(key) and current_app.extensions.get(TOKENS_EXTENSION) is not None:
+            return _token_call(key, view, args, kwargs)
+        return _unauthorized("invalid API key")
 
     wrapper._aiproxy_auth = True  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def _token_call(token: str, view: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """A browser's short-lived JWT: verified, its scopes checked against the route, its ``sub``
+    limited on its own (one student cannot drain a class's quota)."""
+    verifier: TokenVerifier = current_app.extensions[TOKENS_EXTENSION]
+    try:
+        claims = verifier.verify(token)
+    except TokenError as exc:
+        return _unauthorized(f"invalid token: {exc}")
+    needed = route_scope(request.path)
+    if needed is not None and (needed == "admin" or needed not in verifier.route_groups(claims)):
+        return error_response(403, f"token scopes do not include {needed!r} for this route", "forbidden")
+    quota().admit(quota().token_subject(claims.sub))
+    return view(*args, **kwargs)
 
 
 def _unauthorized(message: str) -> Response:

@@ -34,6 +34,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "context_too_long": 413,
     "output_truncated": 413,
     "rate_limited": 429,
+    "quota": 429,
     "upstream_authentication": 502,
     "invalid_upstream_response": 502,
     "invalid_model_answer": 502,
