@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from lib.providers.bedrock import SPEC as BEDROCK
 from lib.providers.local import SPEC as LOCAL
 from lib.providers.openai import SPEC as OPENAI
+from lib.providers.sagemaker import SPEC as SAGEMAKER
 from lib.providers.spec import ProviderSpec
 
 
@@ -50,6 +51,7 @@ class Registry:
 PROVIDERS: tuple[ProviderSpec, ...] = (
     OPENAI,
     BEDROCK,
+    SAGEMAKER,
     LOCAL,
 )
 

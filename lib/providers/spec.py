@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 #: Every sampling field a chat request can set (a provider honouring all of them passes them on).
 ALL_SAMPLING: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Sampling))
 
-#: The assessment ``metadata.agent`` words the web app knows (``static`` is the pipeline's own).
-AGENT_WORDS: frozenset[str] = frozenset({"openai", "anthropic", "meta", "amazon", "bedrock", "local"})
+#: The assessment ``metadata.agent`` words the web app knows (``static`` is the pipeline's own;
+#: ``sagemaker`` names a self-hosted endpoint whose name does not say its model family).
+AGENT_WORDS: frozenset[str] = frozenset(
+    {"openai", "anthropic", "meta", "amazon", "bedrock", "sagemaker", "local"}
+)
 
 
 @dataclass(frozen=True, slots=True)

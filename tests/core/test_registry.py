@@ -42,6 +42,8 @@ SAMPLES = {
     "bedrock.amazon.titan-embed-text-v2:0": "bedrock",
     "bedrock.mistral.mistral-large-2402-v1:0": "bedrock",
     "bedrock.cohere.embed-english-v3": "bedrock",
+    "sagemaker.llama-3-8b-instruct": "sagemaker",
+    "sagemaker.shared-gpu-endpoint.mistral-7b-ic": "sagemaker",
     "local": "local",
     "local-smollm2": "local",
     "local-minilm-l6-v2": "local",
@@ -53,7 +55,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 16
 # --- the shipped specs -------------------------------------------------------------------------
 def test_registry_lists_each_provider_once_and_gateway_builds_with_their_factories() -> None:
     names = [s.name for s in REGISTRY]
-    assert names == ["openai", "bedrock", "local"]
+    assert names == ["openai", "bedrock", "sagemaker", "local"]
     assert {s.name: s.factory for s in PROVIDERS} == DEFAULT_FACTORIES
     with pytest.raises(ValueError, match="unique"):
         Registry((*PROVIDERS, PROVIDERS[0]))
@@ -93,7 +95,7 @@ def test_shipped_spec_is_consistent(spec: object) -> None:
 def test_shipped_agent_words_are_the_web_apps() -> None:
     words = {resolve_model(name).agent for name in SAMPLES}
     assert words <= AGENT_WORDS
-    assert {"openai", "anthropic", "meta", "amazon", "bedrock", "local"} == words
+    assert {"openai", "anthropic", "meta", "amazon", "bedrock", "sagemaker", "local"} == words
 
 
 def test_openai_capabilities_pass_everything_through() -> None:

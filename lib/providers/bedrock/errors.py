@@ -103,7 +103,11 @@ def safe_upstream_message(message: str) -> str:
     return text
 
 
-def translate_client_error(exc: bce.ClientError, model: str) -> AIProxyError:
+def translate_client_error(
+    exc: bce.ClientError, model: str, *, provider: str = PROVIDER, title: str = "Bedrock"
+) -> AIProxyError:
+    """An AWS error answer in the taxonomy; ``provider``/``title`` name the service (shared with
+    SageMaker, whose own codes are mapped first in ``lib.providers.sagemaker.errors``)."""
     response: Mapping[str, Any] = exc.response or {}
     error = response.get("Error") or {}
     meta = response.get("ResponseMetadata") or {}
@@ -113,8 +117,8 @@ def translate_client_error(exc: bce.ClientError, model: str) -> AIProxyError:
     status = int(status_raw) if isinstance(status_raw, int) else None
     headers = meta.get("HTTPHeaders") or {}
     key = "" if code.isdigit() else code.lower()  # botocore uses the status as code when none was sent
-    kw: dict[str, Any] = {"provider": PROVIDER, "model": model, "upstream_status": status}
-    label = f"Bedrock {code or 'error'}" + (f" (HTTP {status})" if status else "")
+    kw: dict[str, Any] = {"provider": provider, "model": model, "upstream_status": status}
+    label = f"{title} {code or 'error'}" + (f" (HTTP {status})" if status else "")
 
     if key in _THROTTLED or (not key and status == 429):
         return RateLimitedError(
@@ -130,7 +134,7 @@ def translate_client_error(exc: bce.ClientError, model: str) -> AIProxyError:
         return AuthenticationError(f"{label}: access to model {model} was denied", **kw)
     if key in _NOT_FOUND or (not key and status == 404):
         return UnknownModelError(
-            f"Bedrock model {model!r} was not found (unknown id, not enabled for this account, "
+            f"{title} model {model!r} was not found (unknown id, not enabled for this account, "
             "or not offered in this region)",
             field="model",
             **kw,
@@ -148,17 +152,19 @@ def translate_client_error(exc: bce.ClientError, model: str) -> AIProxyError:
     )
 
 
-def translate(exc: BaseException, model: str) -> AIProxyError:
+def translate(
+    exc: BaseException, model: str, *, provider: str = PROVIDER, title: str = "Bedrock"
+) -> AIProxyError:
     """Map any exception raised by boto3/botocore (or by reading its response) to ``lib.errors``."""
-    kw: dict[str, Any] = {"provider": PROVIDER, "model": model}
+    kw: dict[str, Any] = {"provider": provider, "model": model}
     if isinstance(exc, AIProxyError):
         return exc
     if isinstance(exc, bce.ClientError):  # includes EventStreamError (errors inside a stream)
-        return translate_client_error(exc, model)
+        return translate_client_error(exc, model, provider=provider, title=title)
     if isinstance(exc, bce.ReadTimeoutError):
-        return UpstreamTimeoutError(f"Bedrock did not answer in time for model {model}", **kw)
+        return UpstreamTimeoutError(f"{title} did not answer in time for model {model}", **kw)
     if isinstance(exc, bce.ConnectTimeoutError):
-        return UpstreamUnavailableError(f"could not connect to Bedrock for model {model} (timeout)", **kw)
+        return UpstreamUnavailableError(f"could not connect to {title} for model {model} (timeout)", **kw)
     if isinstance(
         exc,
         bce.NoCredentialsError
@@ -173,24 +179,24 @@ def translate(exc: BaseException, model: str) -> AIProxyError:
         | bce.RefreshWithMFAUnsupportedError,
     ):
         return AuthenticationError(
-            f"AWS credentials for Bedrock are missing or unusable ({type(exc).__name__})", **kw
+            f"AWS credentials for {title} are missing or unusable ({type(exc).__name__})", **kw
         )
     if isinstance(exc, bce.ParamValidationError):
-        return InvalidRequestError(f"invalid Bedrock request for model {model}", **kw)
+        return InvalidRequestError(f"invalid {title} request for model {model}", **kw)
     if isinstance(exc, ResponseParserError):
-        return InvalidUpstreamResponseError(f"Bedrock sent an unparseable response for model {model}", **kw)
+        return InvalidUpstreamResponseError(f"{title} sent an unparseable response for model {model}", **kw)
     if isinstance(exc, EventStreamParserError):  # bad CRC, lengths or headers inside a stream
-        return InvalidUpstreamResponseError(f"Bedrock sent an unreadable stream for model {model}", **kw)
+        return InvalidUpstreamResponseError(f"{title} sent an unreadable stream for model {model}", **kw)
     if isinstance(exc, bce.NoRegionError | bce.InvalidRegionError | bce.UnknownEndpointError):
-        return UpstreamUnavailableError(f"Bedrock endpoint is misconfigured ({type(exc).__name__})", **kw)
+        return UpstreamUnavailableError(f"{title} endpoint is misconfigured ({type(exc).__name__})", **kw)
     if isinstance(exc, bce.BotoCoreError):  # connection refused/reset/closed, SSL, proxy, incomplete read
         return UpstreamUnavailableError(
-            f"could not reach Bedrock for model {model} ({type(exc).__name__})", **kw
+            f"could not reach {title} for model {model} ({type(exc).__name__})", **kw
         )
     if isinstance(exc, KeyError | TypeError | ValueError | IndexError | AttributeError):
-        return InvalidUpstreamResponseError(f"Bedrock answered an unexpected shape for model {model}", **kw)
+        return InvalidUpstreamResponseError(f"{title} answered an unexpected shape for model {model}", **kw)
     if isinstance(exc, OSError):
         return UpstreamUnavailableError(
-            f"could not reach Bedrock for model {model} ({type(exc).__name__})", **kw
+            f"could not reach {title} for model {model} ({type(exc).__name__})", **kw
         )
-    return UpstreamUnavailableError(f"Bedrock call for model {model} failed ({type(exc).__name__})", **kw)
+    return UpstreamUnavailableError(f"{title} call for model {model} failed ({type(exc).__name__})", **kw)

@@ -1,0 +1,22 @@
+"""Amazon SageMaker real-time endpoints (``boto3`` ``sagemaker-runtime``) serving open chat models
+through the Messages API of the LMI and TGI containers. The package exports its ``SPEC``;
+``SageMakerProvider`` (and with it boto3) is imported on first access."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lib.providers.sagemaker.spec import SPEC
+
+if TYPE_CHECKING:
+    from lib.providers.sagemaker.provider import SageMakerProvider
+
+__all__ = ["SPEC", "SageMakerProvider"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SageMakerProvider":
+        from lib.providers.sagemaker.provider import SageMakerProvider
+
+        return SageMakerProvider
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

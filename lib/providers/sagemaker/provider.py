@@ -1,0 +1,239 @@
+"""SageMaker real-time endpoints through ``boto3``'s ``sagemaker-runtime`` client.
+
+Chat is ``invoke_endpoint`` with the Messages API body (``messages``); streaming is
+``invoke_endpoint_with_response_stream``, whose ``PayloadPart`` events carry the container's SSE
+``data:`` lines of ``chat.completion.chunk`` objects in arbitrary pieces. ``n > 1`` is ``n``
+parallel calls (the containers answer one choice), as on Bedrock. Usage comes from the container's
+``usage`` (the last chunk of a stream, asked for with ``stream_options.include_usage``).
+
+Client, credentials and deadlines exactly as Bedrock (``lib.providers.aws``): one client per
+provider instance, botocore retries off, every call on this provider's daemon pool while the
+caller waits at most ``deadline.remaining()``, a stream read by a pool thread and shut down when
+the caller gives up. The endpoint URL is botocore's own reading of
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (else ``AWS_ENDPOINT_URL``, else the regional endpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from lib.errors import InvalidRequestError, InvalidUpstreamResponseError, UpstreamTimeoutError
+from lib.providers import aws
+from lib.providers.base import (
+    ChatDelta,
+    ChatRequest,
+    ChatResult,
+    Choice,
+    EmbedRequest,
+    EmbedResult,
+    FinishReason,
+    ModelInfo,
+    Usage,
+)
+from lib.providers.bedrock.pool import DaemonPool
+from lib.providers.deadline import Deadline
+from lib.providers.sagemaker.errors import PROVIDER, translate
+from lib.providers.sagemaker.messages import (
+    SseLines,
+    build_body,
+    endpoint_ref,
+    finish_of,
+    parse_completion,
+    usage_of,
+)
+from lib.settings import Settings
+
+T = TypeVar("T")
+NAME = PROVIDER
+#: Most parallel calls one chat request may fan out to (``n``).
+MAX_CHOICES = 16
+_JSON = "application/json"
+
+
+def build_client(settings: Settings) -> Any:
+    return aws.build_client(settings, "sagemaker-runtime", NAME, None, lambda exc: translate(exc, "-"))
+
+
+class SageMakerProvider:
+    name = NAME
+
+    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
+        self.settings = settings
+        self.client = client if client is not None else build_client(settings)
+        self._pool = DaemonPool(settings.upstream_pool_size, NAME)
+
+    def close(self) -> None:
+        self._pool.shutdown()
+        self.client.close()
+
+    # --- chat -----------------------------------------------------------------------------------
+    def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
+        if not 1 <= request.n <= MAX_CHOICES:
+            raise InvalidRequestError(
+                f"n must be between 1 and {MAX_CHOICES} for SageMaker endpoints", field="n"
+            )
+        model = request.model
+        body = json.dumps(build_body(request, stream=False)).encode()
+        structured = request.json_schema is not None
+        started = time.monotonic()
+        outcomes = self._gather(
+            [partial(self._invoke, model, body, i, structured) for i in range(request.n)],
+            deadline,
+            model,
+            limit=request.n,
+        )
+        usage = Usage()
+        for _, u in outcomes:
+            usage = usage + u
+        return ChatResult(
+            model=model,
+            provider=NAME,
+            choices=[choice for choice, _ in outcomes],
+            usage=usage,
+            latency_s=time.monotonic() - started,
+        )
+
+    def _invoke(self, model: str, body: bytes, index: int, structured: bool) -> tuple[Choice, Usage]:
+        response = self.client.invoke_endpoint(
+            **endpoint_ref(model).kwargs(), Body=body, ContentType=_JSON, Accept=_JSON
+        )
+        payload = response["Body"].read()
+        try:
+            return parse_completion(json.loads(payload), index, structured)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidUpstreamResponseError(
+                f"SageMaker endpoint {model} answered something that is not a chat completion "
+                "(does it run an LMI or TGI container with the Messages API?)",
+                provider=NAME,
+                model=model,
+            ) from exc
+
+    def chat_stream(self, request: ChatRequest, deadline: Deadline) -> Generator[ChatDelta, None, None]:
+        """Text deltas as the container streams them; the last delta has the finish reason and usage."""
+        model = request.model
+        body = json.dumps(build_body(request, stream=True)).encode()
+        (response,) = self._gather(
+            [
+                lambda: self.client.invoke_endpoint_with_response_stream(
+                    **endpoint_ref(model).kwargs(), Body=body, ContentType=_JSON, Accept="text/event-stream"
+                )
+            ],
+            deadline,
+            model,
+            on_abandoned=partial(aws.close_stream, key="Body"),
+        )
+        stream = response.get("Body") if isinstance(response, Mapping) else None
+        if stream is None:
+            raise InvalidUpstreamResponseError(
+                f"SageMaker stream answer of endpoint {model} has no body", provider=NAME, model=model
+            )
+        pump = aws.EventPump(self._pool, stream)
+        finished = False
+        try:
+            events = pump.events(
+                deadline, lambda: self._deadline_error(deadline, model), lambda exc: translate(exc, model)
+            )
+            yield from self._deltas(events, model, request.json_schema is not None)
+            finished = True
+        finally:
+            if not finished:  # deadline, upstream error or the caller went away: stop reading now
+                pump.abandon()
+
+    def _deltas(self, events: Iterator[Any], model: str, structured: bool) -> Iterator[ChatDelta]:
+        lines = SseLines()
+        finish: FinishReason | None = None
+        usage = Usage()
+        try:
+            for event in events:
+                part = event.get("PayloadPart") if isinstance(event, Mapping) else None
+                if part is None:
+                    continue  # an event type this client does not know yet
+                for chunk in lines.feed(bytes(part.get("Bytes") or b"")):
+                    text, finish, usage = self._chunk(chunk, model, finish, usage)
+                    if text:
+                        yield ChatDelta(text=text)
+            for chunk in lines.finish():
+                text, finish, usage = self._chunk(chunk, model, finish, usage)
+                if text:
+                    yield ChatDelta(text=text)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidUpstreamResponseError(
+                f"SageMaker endpoint {model} streamed something that is not a chat completion chunk",
+                provider=NAME,
+                model=model,
+            ) from exc
+        if finish is None:
+            raise InvalidUpstreamResponseError(
+                f"SageMaker stream of endpoint {model} ended before the answer finished",
+                provider=NAME,
+                model=model,
+            )
+        yield ChatDelta(finish_reason=finish, usage=usage)
+
+    @staticmethod
+    def _chunk(
+        chunk: Any, model: str, finish: FinishReason | None, usage: Usage
+    ) -> tuple[str, FinishReason | None, Usage]:
+        """One streamed object: (its text, the finish reason so far, the usage so far). A container
+        error sent in-band (``{"error": ...}``) ends the stream as an upstream failure."""
+        if "error" in chunk:
+            raise InvalidUpstreamResponseError(
+                f"SageMaker endpoint {model} failed while streaming ({chunk.get('error_type') or 'error'})",
+                provider=NAME,
+                model=model,
+            )
+        if chunk.get("usage"):
+            usage = usage_of(chunk["usage"])
+        text = ""
+        for choice in chunk.get("choices") or ():
+            text += (choice.get("delta") or {}).get("content") or ""
+            finish = finish_of(choice.get("finish_reason")) or finish
+        return text, finish, usage
+
+    # --- the rest of the interface ----------------------------------------------------------------
+    def embed(self, request: EmbedRequest, deadline: Deadline) -> EmbedResult:
+        raise InvalidRequestError(
+            f"model sagemaker.{request.model} does not make embeddings (SageMaker)",
+            field="model",
+            provider=NAME,
+            model=request.model,
+        )
+
+    def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:
+        """The configured defaults that route here (no control-plane call, no extra IAM permission);
+        any other endpoint still routes as ``sagemaker.<endpoint>[.<component>]``."""
+        s = self.settings
+        configured = (s.default_chat_model, s.default_assessment_model)
+        return [ModelInfo(m, NAME, NAME) for m in configured if m and m.startswith("sagemaker.")]
+
+    # --- machinery ------------------------------------------------------------------------------
+    @staticmethod
+    def _deadline_error(deadline: Deadline, model: str) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(
+            f"SageMaker endpoint {model} did not answer within the {deadline.seconds:g} s request deadline",
+            provider=NAME,
+            model=model,
+        )
+
+    def _gather(
+        self,
+        calls: Sequence[Callable[[], T]],
+        deadline: Deadline,
+        model: str,
+        *,
+        limit: int = 1,
+        on_abandoned: Callable[[Any], None] | None = None,
+    ) -> list[T]:
+        return aws.gather(
+            self._pool,
+            calls,
+            deadline,
+            translate=lambda exc: translate(exc, model),
+            timeout_error=lambda: self._deadline_error(deadline, model),
+            limit=limit,
+            on_abandoned=on_abandoned,
+        )
