@@ -7,6 +7,7 @@ the ``ResponseStreamEvent`` union), so a field of the wrong shape fails here."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.e2e
 KEY = "responses-key"
 GPT = "gpt-4o"
 CLAUDE = "bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0"
+SONNET = "bedrock.us.anthropic.claude-sonnet-4-5-20250929-v1:0"  # reads images
 WEATHER: Any = {
     "type": "function",
     "name": "get_weather",
@@ -43,6 +45,9 @@ GRADE_SCHEMA = {
     "required": ["score", "reason"],
     "additionalProperties": False,
 }
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
 
 
 class Grade(BaseModel):
@@ -378,3 +383,30 @@ def test_the_sdks_stream_helper_accumulates_the_events(sdk: openai.OpenAI, model
         done = [e for e in stream if e.type == "response.function_call_arguments.done"]
         calls = [i for i in stream.get_final_response().output if i.type == "function_call"]
     assert [c.arguments for c in calls] == [d.arguments for d in done] and calls[0].name == "get_weather"
+
+
+@pytest.mark.parametrize("model", [GPT, SONNET])
+def test_input_image_reaches_the_provider(
+    sdk: openai.OpenAI, mocks: tuple[OpenAIMock, BedrockMock], model: str
+) -> None:
+    url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    content: Any = [
+        {"type": "input_text", "text": "what is it"},
+        {"type": "input_image", "image_url": url, "detail": "low"},
+    ]
+    sdk.responses.create(model=model, input=[{"role": "user", "content": content}])
+    turn = _upstream_turns(mocks, model)[-1]
+    if model == GPT:
+        assert turn["content"][1] == {"type": "image_url", "image_url": {"url": url, "detail": "low"}}
+    else:
+        block = turn["content"][1]["image"]
+        assert block["format"] == "png" and base64.b64decode(block["source"]["bytes"]) == PNG
+
+
+def test_a_feature_bedrock_lacks_is_400_before_any_call(
+    sdk: openai.OpenAI, mocks: tuple[OpenAIMock, BedrockMock]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.responses.create(model=CLAUDE, input="hi", tools=[WEATHER], parallel_tool_calls=False)
+    assert info.value.body["param"] == "parallel_tool_calls"  # type: ignore[index]
+    assert not mocks[1].calls()
