@@ -410,3 +410,20 @@ def test_a_feature_bedrock_lacks_is_400_before_any_call(
         sdk.responses.create(model=CLAUDE, input="hi", tools=[WEATHER], parallel_tool_calls=False)
     assert info.value.body["param"] == "parallel_tool_calls"  # type: ignore[index]
     assert not mocks[1].calls()
+
+
+def test_a_conversation_moves_from_bedrock_to_openai(
+    sdk: openai.OpenAI, mocks: tuple[OpenAIMock, BedrockMock]
+) -> None:
+    """Stateless means portable: Claude's function calls, answered, are continued by gpt-4o."""
+    history: list[Any] = [{"role": "user", "content": "weather in Oslo?"}]
+    first = sdk.responses.create(model=CLAUDE, input=history, tools=[WEATHER])
+    (call,) = [item for item in first.output if isinstance(item, ResponseFunctionToolCall)]
+    history += [item.model_dump(exclude_none=True) for item in first.output]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "sunny"})
+    second = sdk.responses.create(model=GPT, input=history, tools=[WEATHER])
+    assert second.output_text == "tool said: sunny"
+    sent = mocks[0].calls(CHAT)[-1].json["messages"]
+    assert sent[1]["content"] == "Let me look that up."
+    assert sent[1]["tool_calls"][0]["id"] == call.call_id == sent[2]["tool_call_id"]
+    assert json.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == json.loads(call.arguments)
