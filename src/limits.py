@@ -15,6 +15,8 @@ MAX_MESSAGES = 500
 MAX_CONTENT_CHARS = 1_000_000
 #: Texts per embeddings request.
 MAX_EMBED_INPUTS = 2048
+#: Token ids in one embeddings input given as a token array (OpenAI's per-input limit).
+MAX_EMBED_INPUT_TOKENS = 8192
 #: Stop sequences per ``/v1`` chat request (OpenAI's own limit).
 MAX_STOP_SEQUENCES = 4
 

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from src.limits import (
     MAX_CONTENT_CHARS,
+    MAX_EMBED_INPUT_TOKENS,
     MAX_EMBED_INPUTS,
     MAX_MESSAGES,
     MAX_STOP_SEQUENCES,
@@ -322,19 +331,66 @@ class ChatCompletionOut(BaseModel):
     usage: UsageOut
 
 
+#: A token id as OpenAI's token-array input sends it: a JSON integer (not true/false, not 1.0), >= 0.
+TokenId = Annotated[int, Field(strict=True, ge=0)]
+
+
 class OAIEmbeddingsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
-    input: str | list[str]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]] = Field(
+        description=(
+            f"A text, up to {MAX_EMBED_INPUTS} texts, one token array or up to {MAX_EMBED_INPUTS} token "
+            f"arrays (cl100k_base ids, 1-{MAX_EMBED_INPUT_TOKENS} each)."
+        )
+    )
     dimensions: Int | None = Field(None, ge=1, le=8192)
     encoding_format: Literal["float", "base64"] | None = Field(
         None, description="float (default) or base64 (little-endian float32, as the openai SDK asks)."
     )
 
+    @field_validator("input", mode="wrap")
+    @classmethod
+    def _one_message(cls, v: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One message naming ``input`` instead of one per member of the union."""
+        try:
+            return handler(v)
+        except ValidationError as exc:
+            if any(e["type"] == "value_error" for e in exc.errors()):
+                raise  # our own check below: its message is already precise
+            raise ValueError(
+                "must be a string, a list of strings, a list of token ids (integers >= 0) "
+                "or a list of such lists"
+            ) from None
+
     @field_validator("input")
     @classmethod
-    def _inputs(cls, v: str | list[str]) -> str | list[str]:
-        return check_embed_inputs(v)
+    def _inputs(
+        cls, v: str | list[str] | list[int] | list[list[int]]
+    ) -> str | list[str] | list[int] | list[list[int]]:
+        if isinstance(v, list) and v and isinstance(v[0], int):  # one token array
+            return _token_array(v)
+        if isinstance(v, list) and v and isinstance(v[0], list):
+            check_embed_inputs([""] * len(v))
+            return [_token_array(a) for a in v]
+        return check_embed_inputs(cast(str | list[str], v))
+
+    def token_arrays(self) -> list[list[int]] | None:
+        """The input as token arrays (one per embedding), or ``None`` when it is text."""
+        v = self.input
+        if isinstance(v, str) or not v or isinstance(v[0], str):
+            return None
+        return [v] if isinstance(v[0], int) else v
+
+    def texts(self) -> list[str]:
+        """The input as texts (when it is not token arrays)."""
+        return [self.input] if isinstance(self.input, str) else cast(list[str], self.input)
+
+
+def _token_array(ids: list[int]) -> list[int]:
+    if not 1 <= len(ids) <= MAX_EMBED_INPUT_TOKENS:
+        raise ValueError(f"a token array holds 1 to {MAX_EMBED_INPUT_TOKENS} token ids, got {len(ids)}")
+    return ids
 
 
 class OAIEmbedding(BaseModel):

@@ -243,6 +243,9 @@ class EmbedRequest:
     texts: Sequence[str]
     api_key: str | None = field(default=None, repr=False)
     dimensions: int | None = None
+    #: The caller's input as token arrays (OpenAI's form), one per text; ``texts`` then holds them
+    #: decoded. A provider that reads token ids (OpenAI) sends these; the others embed ``texts``.
+    token_ids: Sequence[Sequence[int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

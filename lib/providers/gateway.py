@@ -273,12 +273,16 @@ class Gateway:
         api_key: str | None = None,
         dimensions: int | None = None,
         deadline: Deadline | None = None,
+        token_ids: Sequence[Sequence[int]] | None = None,
     ) -> EmbedResult:
+        """``token_ids``: the input as token arrays, ``texts`` being the same arrays decoded."""
         deadline = deadline or self.new_deadline()
 
         def call(route: Route) -> EmbedResult:
             prov = self.provider(route.provider)
-            req = EmbedRequest(route.model_id, list(texts), api_key=api_key, dimensions=dimensions)
+            req = EmbedRequest(
+                route.model_id, list(texts), api_key=api_key, dimensions=dimensions, token_ids=token_ids
+            )
             return self._observed(route, "embed", lambda: prov.embed(req, deadline))
 
         return self._with_fallbacks(model, deadline, call, embed=True)

@@ -14,6 +14,7 @@ import numpy as np
 from flask import Blueprint, Response, g, jsonify
 
 from lib.errors import AIProxyError, InvalidRequestError
+from lib.providers import token_arrays
 from lib.providers.base import ChatDelta, JsonSchema, Usage
 from src import dialect
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
@@ -214,8 +215,11 @@ def embeddings() -> Response:
     svc = services()
     model = body.model or svc.gateway.default_model("embedding")
     g.model = model
-    texts = [body.input] if isinstance(body.input, str) else body.input
-    result = svc.gateway.embed(model, texts, dimensions=body.dimensions, deadline=g.deadline)
+    arrays = body.token_arrays()
+    texts = token_arrays.decode(arrays) if arrays is not None else body.texts()
+    result = svc.gateway.embed(
+        model, texts, dimensions=body.dimensions, deadline=g.deadline, token_ids=arrays
+    )
     as_base64 = body.encoding_format == "base64"
     return jsonify(
         {

@@ -9,7 +9,8 @@ Operations (``POST /model/{modelId}/{operation}``, the model id percent-encoded 
 - ``converse``: by default answers ``echo: <last user text>`` (or, when a tool is forced, a ``toolUse``
   whose input is a minimal value of the tool's schema), usage from word counts.
 - ``converse-stream``: the same answer as AWS event-stream frames (``messageStart``,
-  ``contentBlockDelta`` per word, ``contentBlockStop``, ``messageStop``, ``metadata``).
+  ``contentBlockDelta`` per word, or the forced tool's input JSON in two ``toolUse`` pieces,
+  ``contentBlockStop``, ``messageStop``, ``metadata``).
 - ``invoke``: Titan embeddings (``inputText`` -> deterministic unit vector; 1536 dims for v1,
   ``dimensions`` or 1024 for v2) and Cohere embeddings (``texts``).
 
@@ -266,6 +267,19 @@ def fake_vector(text: str, dims: int = 8) -> list[float]:
     return [x / norm for x in raw]
 
 
+def _forced_tool_input(body: dict[str, Any]) -> tuple[str, Any] | None:
+    """``(name, input)`` for a forced ``toolChoice.tool`` (a minimal value of its schema), else ``None``."""
+    tool_config = body.get("toolConfig") or {}
+    forced = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
+    if not forced:
+        return None
+    spec: dict[str, Any] = next(
+        (t["toolSpec"] for t in tool_config.get("tools", []) if t.get("toolSpec", {}).get("name") == forced),
+        {},
+    )
+    return forced, sample_for_schema((spec.get("inputSchema") or {}).get("json"))
+
+
 def sample_for_schema(schema: Any) -> Any:
     """A minimal value of a JSON schema (for the default tool-use answer)."""
     if not isinstance(schema, dict):
@@ -365,19 +379,9 @@ class BedrockMock(ScriptedServer[Reply]):
                 *({"toolUse": {"toolUseId": i, "name": n, "input": v}} for i, n, v in plan),
             ]
             return answer
-        tool_config = body.get("toolConfig") or {}
-        forced = ((tool_config.get("toolChoice") or {}).get("tool") or {}).get("name")
-        if forced:
-            spec: dict[str, Any] = next(
-                (
-                    t["toolSpec"]
-                    for t in tool_config.get("tools", [])
-                    if t.get("toolSpec", {}).get("name") == forced
-                ),
-                {},
-            )
-            value = sample_for_schema((spec.get("inputSchema") or {}).get("json"))
-            return tool_use_answer(forced, value, input_tokens=prompt_tokens, output_tokens=5)
+        forced = _forced_tool_input(body)
+        if forced is not None:
+            return tool_use_answer(*forced, input_tokens=prompt_tokens, output_tokens=5)
         return converse_answer(text, input_tokens=prompt_tokens, output_tokens=len(text.split()))
 
     def _default_converse_stream(self, req: Recorded) -> Reply | dict[str, Any]:
@@ -388,6 +392,18 @@ class BedrockMock(ScriptedServer[Reply]):
             text = plan
         elif plan:
             return Reply(events=tool_stream_events(plan, input_tokens=prompt_tokens))
+        forced = _forced_tool_input(body)
+        if forced is not None:  # the forced tool's input JSON in two pieces, as Converse answers it
+            raw = json.dumps(forced[1])
+            pieces = [raw[: len(raw) // 2], raw[len(raw) // 2 :]]
+            events = stream_events(
+                [],
+                stop_reason="tool_use",
+                input_tokens=prompt_tokens,
+                output_tokens=5,
+                tool=(forced[0], pieces),
+            )
+            return Reply(events=events)
         words = text.split(" ")
         pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
         return Reply(events=stream_events(pieces, input_tokens=prompt_tokens, output_tokens=len(words)))

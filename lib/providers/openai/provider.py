@@ -520,7 +520,7 @@ class OpenAIProvider:
         started = time.monotonic()
         body: dict[str, Any] = {
             "model": request.model,
-            "input": list(request.texts),
+            "input": [list(t) for t in request.token_ids] if request.token_ids else list(request.texts),
             "encoding_format": "float",
         }
         if request.dimensions is not None:
