@@ -87,6 +87,9 @@ class ProviderSpec:
     capabilities: Callable[[str], Capabilities]  # provider model id -> what it honours
     prices: tuple[Price, ...] = ()  # first pattern contained in the model id wins
     listed: tuple[str, ...] = ()  # names ``/v1/models`` always lists (need no credentials)
+    #: ``n`` choices come from one upstream call (the prompt is billed once); otherwise the provider
+    #: makes one call per choice, each billing the prompt (the rubric tester's estimate counts on it)
+    native_n: bool = False
 
     def match(self, name: str) -> str | None:
         """The provider model id ``name`` routes to here, or ``None`` when it is not this provider's."""

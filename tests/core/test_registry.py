@@ -294,3 +294,15 @@ def test_parallel_tool_calls_false_is_refused_where_not_honoured() -> None:
         "bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0",
     )
     assert capabilities.missing(resolve_model("gpt-4o"), req) is None
+
+
+def test_tester_estimate_counts_calls_by_the_specs_native_n() -> None:
+    from lib.assessment.tester.estimate import estimate_assessment
+
+    common = {"prompt": "p", "rubric": "r", "examples": (), "code": "x = 1", "num_key_concepts": 2}
+    native = [s.name for s in PROVIDERS if s.native_n]
+    assert native == ["openai"]
+    one = estimate_assessment(**common, num_responses=3, native_n=True)  # type: ignore[arg-type]
+    each = estimate_assessment(**common, num_responses=3, native_n=False)  # type: ignore[arg-type]
+    assert (one[0], each[0]) == (1, 3)
+    assert each[1] == 3 * one[1] and each[2] == one[2]

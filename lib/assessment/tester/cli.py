@@ -235,7 +235,8 @@ class RubricTester:
         unknown: set[str] = set()
         for lesson in lessons:
             p = lesson.params
-            provider = self.gateway.resolve(p.model).provider
+            route = self.gateway.resolve(p.model)
+            provider = route.provider
             static = estimate.lesson_static_tokens(lesson.prompt, lesson.rubric, lesson.examples)
             e = estimate.Estimate()
             for job in (j for j in jobs if j.lesson == lesson.lesson):
@@ -252,7 +253,7 @@ class RubricTester:
                     code=job.request.code,
                     num_key_concepts=len(lesson.key_concepts),
                     num_responses=p.num_responses,
-                    provider=provider,
+                    native_n=route.spec.native_n,
                     static_tokens=static,
                 )
                 e.assessments += 1

@@ -78,14 +78,15 @@ def estimate_assessment(
     code: str,
     num_key_concepts: int,
     num_responses: int,
-    provider: str,
+    native_n: bool,
     static_tokens: int | None = None,
 ) -> tuple[int, int, int]:
     """(model calls, prompt tokens, completion tokens) for one student's assessment.
 
-    OpenAI answers ``n`` responses in one call (prompt billed once); other providers get
-    ``num_responses`` parallel calls (prompt billed each time). ``static_tokens`` is the cached
-    token count of prompt + rubric + examples (the same for every student of a lesson).
+    A provider whose spec says ``native_n`` (OpenAI) answers ``n`` responses in one call (prompt
+    billed once); the others make ``num_responses`` calls (prompt billed each time).
+    ``static_tokens`` is the cached token count of prompt + rubric + examples (the same for every
+    student of a lesson).
     """
     if static_tokens is None:
         static_tokens = lesson_static_tokens(prompt, rubric, examples)
@@ -94,7 +95,7 @@ def estimate_assessment(
         per_answer = sum(count_tokens(answer) for _, answer in examples) // len(examples)
     else:
         per_answer = OUTPUT_TOKENS_PER_KEY_CONCEPT * num_key_concepts
-    if provider == "openai":
+    if native_n:
         return 1, prompt_tokens, per_answer * num_responses
     return num_responses, prompt_tokens * num_responses, per_answer * num_responses
 

@@ -59,4 +59,5 @@ SPEC = ProviderSpec(
     agent=_agent,
     capabilities=_capabilities,
     prices=PRICES,
+    native_n=True,
 )
