@@ -134,3 +134,17 @@ class QuotaExceededError(AIProxyError):
         super().__init__(message, retry_after=retry_after, **kw)  # type: ignore[arg-type]
         #: which limit refused: ``rpm``, ``tpm``, ``concurrency`` or ``batch_backoff``.
         self.limit = limit
+
+
+class ForbiddenError(AIProxyError):
+    """The caller's key is valid but lacks what this request needs (a scope, a model on its
+    allow-list). The message names what is missing; never retried."""
+
+    kind = "forbidden"
+
+
+class BudgetExceededError(AIProxyError):
+    """The caller's key has spent its monthly budget (from the usage ledger). Distinct from ``quota``
+    and ``rate_limited``: retrying will not help before the next month or a budget raise."""
+
+    kind = "budget_exceeded"

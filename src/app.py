@@ -13,6 +13,7 @@ from lib.observability import Metrics, configure_logging
 from lib.providers.gateway import Gateway
 from lib.settings import Settings, load_settings
 from lib.tokens import TokenVerifier
+from src.accounts import ACCOUNTS_EXTENSION, Accounts, current_call
 from src.api import Services
 from src.auth import TOKENS_EXTENSION, check_auth_configured
 from src.body_limit import BodyLimitMiddleware
@@ -24,9 +25,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    from src.routes import assessment, health, legacy, native, openai_compat, ops, responses
+    from src.routes import admin, assessment, health, legacy, native, openai_compat, ops, responses
 
-    return [health.bp, native.bp, openai_compat.bp, responses.bp, legacy.bp, ops.bp, assessment.bp]
+    return [health.bp, native.bp, openai_compat.bp, responses.bp, legacy.bp, ops.bp, assessment.bp, admin.bp]
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["aiproxy"] = Services(settings=settings, gateway=gateway, metrics=metrics)
+    # Store (migrated), virtual keys and the usage ledger; wraps the gateway's observer.
+    app.extensions[ACCOUNTS_EXTENSION] = Accounts(settings, gateway)
     Quota(settings, metrics).install(app, gateway)
     app.extensions[TOKENS_EXTENSION] = TokenVerifier.from_settings(settings)
 
@@ -56,6 +59,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     @app.before_request
     def _start() -> None:
         g.started = time.monotonic()
+        current_call.set(None)  # set again by auth; nothing of the previous request on this greenlet
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.deadline = gateway.new_deadline()

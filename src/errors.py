@@ -31,6 +31,9 @@ STATUS_BY_KIND: dict[str, int] = {
     "invalid_request": 400,
     "unknown_model": 400,
     "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "budget_exceeded": 429,
     "context_too_long": 413,
     "output_truncated": 413,
     "rate_limited": 429,
@@ -41,6 +44,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "upstream_unavailable": 503,
     "provider_not_installed": 503,
     "capacity": 503,
+    "keys_disabled": 503,
     "timeout": 504,
 }
 

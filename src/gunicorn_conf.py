@@ -114,3 +114,12 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 def on_exit(server):  # type: ignore[no-untyped-def]
     if _METRICS_DIR.startswith(tempfile.gettempdir()) and "aiproxy-metrics-" in _METRICS_DIR:
         shutil.rmtree(_METRICS_DIR, ignore_errors=True)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """In the worker, after it stopped serving (SIGTERM, max requests): write every usage-ledger row
+    still queued, so a graceful stop loses none (src/accounts.py, lib/ledger/writer.py)."""
+    app = getattr(worker, "wsgi", None)
+    accounts = getattr(app, "extensions", {}).get("aiproxy.accounts")
+    if accounts is not None:
+        accounts.close()

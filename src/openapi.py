@@ -16,6 +16,7 @@ _STATUS_TEXT = {
     200: "OK",
     400: "Invalid request (the body names the field)",
     401: "Missing or invalid aiproxy key",
+    403: "The key lacks a scope or a model this request needs (the message names it)",
     404: "Not found",
     413: "Request body too large, or input too long for the model / answer cut off by the token limit",
     429: "Upstream rate limit after retries (Retry-After set)",

@@ -42,7 +42,7 @@ usage_ledger = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("ts", sa.DateTime, nullable=False),
     sa.Column("day", sa.String(10), nullable=False),
-    sa.Column("key_id", sa.String(32), nullable=False),
+    sa.Column("key_id", sa.String(128), nullable=False),
     sa.Column("route", sa.String(200), nullable=False),
     sa.Column("provider", sa.String(32), nullable=False),
     sa.Column("model", sa.String(200), nullable=False),

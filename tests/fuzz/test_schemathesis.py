@@ -148,6 +148,7 @@ def fuzz_app(upstreams: tuple[OpenAIMock, bm.BedrockMock]) -> Iterator[Flask]:
         request_deadline_seconds=10.0,
         max_retries=0,
         log_level="WARNING",
+        key_hash_secret="fuzz-key-hash-secret-0123456789",  # /admin/keys on, so it is fuzzed too
     )
     gateway = Gateway(s, factories={**DEFAULT_FACTORIES, "local": lambda _s: FakeLocal()})
     app = create_app(s, gateway)

@@ -1,0 +1,192 @@
+"""Virtual keys end to end in the app: /admin/keys, scopes, model allow-list, revocation, rotation,
+expiry, budgets and /usage -- against the loopback OpenAI stand-in (real SDK), SQLite file store."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from src.accounts import ACCOUNTS_EXTENSION, Accounts
+from tests.conftest import API_KEY, make_settings
+from tests.support.openai_mock import OpenAIMock
+
+SECRET = "http-test-secret-0123456789abcdef"
+ROOT = {"Authorization": API_KEY}
+
+
+@pytest.fixture
+def app(openai_mock: OpenAIMock, tmp_path: Path, app_factory: Callable[..., Flask]) -> Flask:
+    settings = make_settings(
+        openai_api_key="sk-test",
+        openai_base_url=openai_mock.base_url,
+        data_dir=tmp_path,
+        key_hash_secret=SECRET,
+        default_chat_model="gpt-4o-mini",
+        default_embedding_model="text-embedding-3-small",
+    )
+    return app_factory(settings)
+
+
+def accounts(app: Flask) -> Accounts:
+    acc: Accounts = app.extensions[ACCOUNTS_EXTENSION]
+    return acc
+
+
+def create(client: FlaskClient, **spec: Any) -> dict[str, Any]:
+    body = {"name": "web-app", "scopes": ["chat"], **spec}
+    r = client.post("/admin/keys", json=body, headers=ROOT)
+    assert r.status_code == 201, r.json
+    assert r.headers["Cache-Control"] == "no-store"
+    return dict(r.json)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def chat(client: FlaskClient, key: str, model: str | None = None) -> Any:
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hello there"}]}
+    if model:
+        body["model"] = model
+    return client.post("/chat", json=body, headers=bearer(key))
+
+
+def test_create_list_get_and_call(client: FlaskClient, app: Flask) -> None:
+    made = create(client, owner="web team", rpm=600)
+    key = made.pop("key")
+    assert key.startswith("aip_") and made["status"] == "active" and made["scopes"] == ["chat"]
+    listed = client.get("/admin/keys", headers=ROOT).json["keys"]
+    assert [k["id"] for k in listed] == [made["id"]] and "key" not in listed[0]
+    assert key not in str(listed)
+    assert client.get(f"/admin/keys/{made['id']}", headers=ROOT).json["owner"] == "web team"
+    r = chat(client, key)
+    assert r.status_code == 200, r.json
+    assert chat(client, key[:-1] + ("A" if key[-1] != "A" else "B")).status_code == 401
+
+
+def test_scopes_are_enforced_with_403_naming_the_scope(client: FlaskClient) -> None:
+    key = create(client, scopes=["chat"])["key"]
+    r = client.post("/embeddings", json={"input": ["x"]}, headers=bearer(key))
+    assert r.status_code == 403 and r.json["kind"] == "forbidden"
+    assert "'embeddings'" in r.json["error"] and "it has: chat" in r.json["error"]
+    r = client.get("/admin/keys", headers=bearer(key))
+    assert r.status_code == 403 and "'admin'" in r.json["error"]
+    admin = create(client, name="ops", scopes=["admin"])["key"]
+    assert client.get("/admin/keys", headers=bearer(admin)).status_code == 200
+    assert client.get("/v1/models", headers=bearer(key)).status_code == 200  # any valid key
+
+
+def test_model_allow_list_is_403_naming_the_model(client: FlaskClient, openai_mock: OpenAIMock) -> None:
+    key = create(client, models=["gpt-4o-mini"])["key"]
+    assert chat(client, key, "gpt-4o-mini").status_code == 200
+    before = len(openai_mock.calls("/v1/chat/completions"))
+    r = chat(client, key, "gpt-4o")
+    assert r.status_code == 403 and "'gpt-4o'" in r.json["error"] and "gpt-4o-mini" in r.json["error"]
+    r = client.post(
+        "/v1/chat/completions",
+        json={"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]},
+        headers=bearer(key),
+    )
+    assert r.status_code == 403 and r.json["error"]["code"] == "forbidden"
+    assert len(openai_mock.calls("/v1/chat/completions")) == before  # refused before any upstream call
+
+
+def test_revoke_and_rotate(client: FlaskClient, app: Flask) -> None:
+    made = create(client)
+    key, key_id = made["key"], made["id"]
+    assert chat(client, key).status_code == 200
+    r = client.post(f"/admin/keys/{key_id}/rotate", headers=ROOT)
+    assert r.status_code == 200 and r.json["id"] == key_id
+    new = r.json["key"]
+    accounts(app).cache.refresh()  # the background loop does this every KEY_CACHE_REFRESH_SECONDS
+    assert chat(client, key).status_code == 401
+    assert chat(client, new).status_code == 200
+    r = client.post(f"/admin/keys/{key_id}/revoke", headers=ROOT)
+    assert r.status_code == 200 and r.json["status"] == "revoked"
+    accounts(app).cache.refresh()
+    r = chat(client, new)
+    assert r.status_code == 401 and r.json["error"] == "API key revoked"
+    assert client.post(f"/admin/keys/{key_id}/rotate", headers=ROOT).status_code == 400
+    r = client.post("/admin/keys/key_nope/revoke", headers=ROOT)
+    assert r.status_code == 404 and r.json["kind"] == "not_found"
+
+
+def test_expired_key_is_401(client: FlaskClient) -> None:
+    key = create(client, expires_at="2020-01-01T00:00:00Z")["key"]
+    r = chat(client, key)
+    assert r.status_code == 401 and r.json["error"] == "API key expired"
+
+
+def test_bad_key_spec_is_400_naming_the_field(client: FlaskClient) -> None:
+    r = client.post("/admin/keys", json={"name": "x", "scopes": ["root"]}, headers=ROOT)
+    assert r.status_code == 400 and r.json["field"].startswith("scopes")
+    r = client.post("/admin/keys", json={"name": "x", "scopes": ["chat"], "rpm": -1}, headers=ROOT)
+    assert r.status_code == 400 and r.json["field"] == "rpm"
+
+
+def test_budget_from_the_ledger_gives_429(client: FlaskClient, app: Flask) -> None:
+    made = create(client, monthly_budget_usd=0.0000001)
+    key = made["key"]
+    assert chat(client, key).status_code == 200  # spends a little over the budget
+    r = chat(client, key)
+    assert r.status_code == 429 and r.json["kind"] == "budget_exceeded"
+    assert int(r.headers["Retry-After"]) > 0
+    accounts(app).writer.flush()
+    accounts(app).cache.refresh()  # spend now comes from the ledger, not this worker's tally
+    assert chat(client, key).status_code == 429
+
+
+def test_usage_totals_equal_the_upstream_usage(client: FlaskClient, app: Flask) -> None:
+    key = create(client, scopes=["chat", "embeddings"])["key"]
+    prompt = completion = 0
+    for i in range(25):
+        r = chat(client, key if i % 2 else API_KEY)
+        prompt += r.json["usage"]["prompt_tokens"]
+        completion += r.json["usage"]["completion_tokens"]
+    r = client.post("/embeddings", json={"input": ["one two three"]}, headers=bearer(key))
+    assert r.status_code == 200
+    r = client.post(
+        "/v1/chat/completions",
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "stream me"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        headers=bearer(key),
+    )
+    chunks = [json.loads(line[6:]) for line in r.get_data(as_text=True).splitlines() if line[6:7] == "{"]
+    stream_usage = next(c["usage"] for c in chunks if c.get("usage"))
+    prompt += stream_usage["prompt_tokens"]
+    completion += stream_usage["completion_tokens"]
+    embed_tokens = 3  # the stand-in counts words
+    accounts(app).writer.flush()
+    rows = client.get("/usage?by=key", headers=ROOT).json["rows"]
+    by_key = {row["key"]: row for row in rows}
+    assert by_key["root"]["calls"] == 13
+    assert sum(row["calls"] for row in rows) == 25 + 2
+    total_prompt = sum(row["prompt_tokens"] for row in rows)
+    total_completion = sum(row["completion_tokens"] for row in rows)
+    assert total_prompt == prompt + embed_tokens
+    assert total_completion == completion
+    models = client.get("/usage?by=model", headers=ROOT).json["rows"]
+    assert {m["model"] for m in models} == {"gpt-4o-mini", "text-embedding-3-small"}
+    assert client.get("/usage?by=week", headers=ROOT).status_code == 400
+    r = client.get("/usage?bogus=1", headers=ROOT)
+    assert r.status_code == 400 and r.json["field"] == "bogus"
+    assert client.get("/usage?since=2000-01-01&until=2000-01-02", headers=ROOT).json["rows"] == []
+
+
+def test_keys_disabled_without_secret(client: FlaskClient, openai_mock: OpenAIMock, tmp_path: Path) -> None:
+    from src.app import create_app
+
+    app = create_app(make_settings(data_dir=tmp_path))
+    r = app.test_client().get("/admin/keys", headers=ROOT)
+    assert r.status_code == 503 and "KEY_HASH_SECRET" in r.json["error"]
+    assert app.test_client().post("/chat", json={}, headers=bearer("aip_" + "x" * 43)).status_code == 401

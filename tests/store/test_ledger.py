@@ -1,0 +1,149 @@
+"""lib/ledger: background batches, nothing lost on close, bounded while the database is down,
+reports grouped in the database, rows built from the gateway's observer calls."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from lib.ledger import CallContext, LedgerRecorder, LedgerWriter, monthly_spend, usage_report
+from lib.ledger.report import month_start, next_month_start
+from lib.providers.base import Usage
+from lib.store import Store
+from lib.store.schema import usage_ledger
+from tests.store.test_keys import UNREACHABLE
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    s = Store(database_url)
+    s.migrate()
+    return s
+
+
+def row(
+    key: str = "key_a", model: str = "gpt-4o", ts: datetime | None = None, **kw: object
+) -> dict[str, object]:
+    ts = ts or datetime(2026, 12, 6, 12, 0)
+    out: dict[str, object] = {
+        "ts": ts,
+        "day": ts.strftime("%Y-%m-%d"),
+        "key_id": key,
+        "route": "/chat",
+        "provider": "openai",
+        "model": model,
+        "operation": "chat",
+        "prompt_tokens": 10,
+        "completion_tokens": 5,
+        "cost_usd": 0.001,
+        "latency_ms": 12.5,
+        "status": "ok",
+        "request_id": "r1",
+    }
+    out.update(kw)
+    return out
+
+
+def count(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(usage_ledger)).scalar_one())
+
+
+def test_background_batches_and_close_writes_the_rest(store: Store) -> None:
+    writer = LedgerWriter(store.engine, flush_seconds=0.05)
+    for _ in range(2500):
+        writer.record(row())
+    deadline = time.monotonic() + 5
+    while count(store) < 2500 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert count(store) == 2500
+    slow = LedgerWriter(store.engine, flush_seconds=60)  # its loop would not flush for a minute
+    for _ in range(7):
+        slow.record(row())
+    slow.close()
+    assert count(store) == 2507 and slow.written == 7
+    slow.record(row())  # after close: refused, counted, never silently queued
+    assert slow.dropped == 1
+    writer.close()
+
+
+def test_database_down_keeps_rows_then_bounds_memory(store: Store) -> None:
+    down = LedgerWriter(Store(UNREACHABLE).engine, flush_seconds=60, queue_max=100)
+    for _ in range(150):
+        down.record(row())
+    assert down.pending == 100 and down.dropped == 50
+    assert down.flush() == 0 and down.pending == 100  # kept for the next try
+    down.engine = store.engine  # the database is back
+    assert down.flush() == 100 and count(store) == 100
+    down.close()
+
+
+def test_reports_group_in_the_database(store: Store) -> None:
+    writer = LedgerWriter(store.engine)
+    writer.record(row("key_a", "gpt-4o", datetime(2026, 11, 30, 23, 0)))
+    writer.record(row("key_a", "gpt-4o-mini", status="timeout", prompt_tokens=0, completion_tokens=0))
+    writer.record(row("key_b", "local", cost_usd=None))
+    writer.close()
+    by_key = usage_report(store.engine, "key")
+    assert [(r["key"], r["calls"], r["errors"], r["prompt_tokens"]) for r in by_key] == [
+        ("key_a", 2, 1, 10),
+        ("key_b", 1, 0, 10),
+    ]
+    assert by_key[1]["cost_usd"] is None and by_key[0]["name"] == "key_a"
+    assert [r["model"] for r in usage_report(store.engine, "model")] == ["gpt-4o", "gpt-4o-mini", "local"]
+    by_day = usage_report(store.engine, "day", since=datetime(2026, 12, 1))
+    assert [(r["day"], r["calls"]) for r in by_day] == [("2026-12-06", 2)]
+    assert usage_report(store.engine, "day", until=datetime(2026, 12, 1), key_id="key_a")[0]["calls"] == 1
+    spend = monthly_spend(store.engine, datetime(2026, 12, 20))
+    assert spend == {"key_a": pytest.approx(0.001), "key_b": 0.0}
+
+
+def test_month_boundaries() -> None:
+    assert month_start(datetime(2026, 12, 31, 23, 59)) == datetime(2026, 12, 1)
+    assert next_month_start(datetime(2026, 12, 31, 23, 59)) == datetime(2027, 1, 1)
+    assert next_month_start(datetime(2026, 2, 3)) == datetime(2026, 3, 1)
+
+
+class Inner:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def observe_upstream(self, **kw: object) -> None:
+        self.calls += 1
+
+
+def test_recorder_prices_tokens_and_charges_the_key(store: Store) -> None:
+    writer = LedgerWriter(store.engine)
+    charged: list[tuple[str, float]] = []
+    context: list[CallContext | None] = [CallContext("key_a", "/v1/chat/completions", "req-9")]
+    inner = Inner()
+    recorder = LedgerRecorder(
+        writer, lambda: context[0], inner=inner, charge=lambda k, c: charged.append((k, c))
+    )
+    common = {"provider": "openai", "operation": "chat", "latency_s": 0.25}
+    recorder.observe_upstream(model="gpt-4o", usage=Usage(1_000_000, 0), error_kind=None, **common)  # type: ignore[arg-type]
+    recorder.observe_upstream(model="gpt-4o", usage=None, error_kind="rate_limited", **common)  # type: ignore[arg-type]
+    context[0] = None  # not on behalf of a request: metrics only
+    recorder.observe_upstream(model="gpt-4o", usage=Usage(5, 5), error_kind=None, **common)  # type: ignore[arg-type]
+    writer.close()
+    assert inner.calls == 3
+    assert charged == [("key_a", pytest.approx(2.5))]
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(usage_ledger).order_by(usage_ledger.c.id)).mappings().all()
+    assert [(r["status"], r["prompt_tokens"], r["cost_usd"]) for r in rows] == [
+        ("ok", 1_000_000, pytest.approx(2.5)),
+        ("rate_limited", 0, 0.0),
+    ]
+    assert rows[0]["request_id"] == "req-9" and rows[0]["latency_ms"] == 250.0
+
+
+def test_a_row_the_database_refuses_does_not_block_the_others(store: Store) -> None:
+    writer = LedgerWriter(store.engine, flush_seconds=60)
+    writer.record(row("key_a"))
+    writer.record(row(None))  # type: ignore[arg-type] - NOT NULL violated: refused by the database
+    writer.record(row("key_b"))
+    writer.close()
+    assert count(store) == 2 and writer.dropped == 1 and writer.pending == 0
