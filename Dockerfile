@@ -77,7 +77,10 @@ COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=root:root src/ /app/src/
 COPY --chown=root:root lib/ /app/lib/
+# DATA_DIR: the embedded SQLite database and the key cache file (set DATABASE_URL to share PostgreSQL
+# between replicas; the key cache file then only bridges a database outage at start-up).
 ENV HOME=/home/aiproxy \
+    DATA_DIR=/home/aiproxy/data \
     HOST=0.0.0.0 \
     PORT=8080 \
     HF_HUB_OFFLINE=1 \
