@@ -80,9 +80,9 @@ def mock() -> Iterator[om.OpenAIMock]:
 
 
 def test_no_ledger_row_lost_on_sigterm_under_load(mock: om.OpenAIMock, tmp_path: Path) -> None:
-    """Two workers, 16 clients calling without pause; SIGTERM mid-load. The writers' own interval
-    (60 s) never comes, so every row on disk was written by the exit hook: each answered call is
-    there, with exactly the tokens the upstream reported."""
+    """Two workers, 16 clients calling without pause; SIGTERM after 1,000 answers, mid-load. The
+    writers' own interval (60 s) never comes, so every row on disk was written by the exit hook:
+    each answered call is there, with exactly the tokens the upstream reported."""
     svc = Service(env(mock, tmp_path, LEDGER_FLUSH_SECONDS="60", GUNICORN_GRACEFUL_TIMEOUT="20"), workers=2)
     svc.start()
     answered: list[dict[str, int]] = []
@@ -104,7 +104,7 @@ def test_no_ledger_row_lost_on_sigterm_under_load(mock: om.OpenAIMock, tmp_path:
         for t in threads:
             t.start()
         deadline = time.monotonic() + 20
-        while len(answered) < 300 and time.monotonic() < deadline:
+        while len(answered) < 1000 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert svc.proc is not None
         svc.proc.send_signal(signal.SIGTERM)
@@ -114,12 +114,18 @@ def test_no_ledger_row_lost_on_sigterm_under_load(mock: om.OpenAIMock, tmp_path:
         for t in threads:
             t.join(10)
         svc.stop()
-    assert len(answered) >= 300
+    assert len(answered) >= 1000
     calls, prompt, completion = ledger_totals(f"sqlite:///{tmp_path / 'aiproxy.db'}")
     assert calls == len(answered)
     assert prompt == sum(u["prompt_tokens"] for u in answered)
     assert completion == sum(u["completion_tokens"] for u in answered)
-    assert calls == len(mock.calls("/v1/chat/completions"))
+    # ... and what the upstream itself reported, recomputed from every request it received.
+    upstream = [om.OpenAIMock._default_chat(r.json)["usage"] for r in mock.calls("/v1/chat/completions")]  # type: ignore[index]
+    assert calls == len(upstream)
+    assert (prompt, completion) == (
+        sum(u["prompt_tokens"] for u in upstream),
+        sum(u["completion_tokens"] for u in upstream),
+    )
 
 
 def test_revocation_reaches_every_worker_of_every_replica_within_5_s(
