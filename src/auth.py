@@ -121,7 +121,6 @@ def _token_call(token: str, view: Callable[..., Any], args: Any, kwargs: Any) ->
     needed = route_scope(request.path)
     if needed is not None and (needed == "admin" or needed not in verifier.route_groups(claims)):
         return error_response(403, f"token scopes do not include {needed!r} for this route", "forbidden")
-    _bind(Principal(f"sub:{claims.sub}"[:128], "browser token"))
     _bind(BROWSER_TOKENS)  # one ledger account for every token; limits stay per sub
     quota().admit(quota().token_subject(claims.sub))
     return view(*args, **kwargs)

@@ -190,3 +190,44 @@ def test_keys_disabled_without_secret(client: FlaskClient, openai_mock: OpenAIMo
     r = app.test_client().get("/admin/keys", headers=ROOT)
     assert r.status_code == 503 and "KEY_HASH_SECRET" in r.json["error"]
     assert app.test_client().post("/chat", json={}, headers=bearer("aip_" + "x" * 43)).status_code == 401
+
+
+def test_browser_token_calls_are_in_the_ledger(
+    openai_mock: OpenAIMock, tmp_path: Path, app_factory: Callable[..., Flask]
+) -> None:
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp_path / "issuer.pem").write_bytes(pem)
+    app = app_factory(
+        make_settings(
+            openai_api_key="sk-test",
+            openai_base_url=openai_mock.base_url,
+            data_dir=tmp_path,
+            default_chat_model="gpt-4o-mini",
+            jwt_issuer="https://studio.example",
+            jwt_audience="aiproxy",
+            jwt_public_key_file=str(tmp_path / "issuer.pem"),
+        )
+    )
+    now = int(time.time())
+    claims = {
+        "iss": "https://studio.example",
+        "aud": "aiproxy",
+        "sub": "student-7",
+        "iat": now,
+        "exp": now + 60,
+    }
+    token = jwt.encode({**claims, "scope": "chat"}, private, algorithm="RS256")
+    client = app.test_client()
+    assert chat(client, token).status_code == 200
+    accounts(app).writer.flush()
+    rows = client.get("/usage?key=jwt", headers=ROOT).json["rows"]  # one account for all tokens
+    assert [(r["key"], r["calls"]) for r in rows] == [("jwt", 1)]
