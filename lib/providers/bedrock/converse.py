@@ -17,18 +17,22 @@ Request mapping (``build_converse_request``):
   ``{"value": <schema>}`` (tool inputs must be objects) and unwrapped again.  Other models get an
   instruction (with the schema) appended to the system prompt, and Markdown code fences around the
   answer are removed.
+- ``parallel_tool_calls: false``: Converse has no switch for it (Claude may answer with several
+  ``toolUse`` blocks), so the answer keeps only its first tool call (``only_first_tool_call`` for
+  streams): the client sees at most one call per turn, as OpenAI promises for ``false``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lib.errors import InvalidRequestError, InvalidUpstreamResponseError
 from lib.providers.base import (
+    ChatDelta,
     ChatRequest,
     Choice,
     FinishReason,
@@ -70,6 +74,7 @@ class StructuredOutput:
 class ConverseCall:
     kwargs: dict[str, Any]  # keyword arguments for client.converse / client.converse_stream
     structured: StructuredOutput | None
+    one_tool_call: bool = False  # parallel_tool_calls: false -> keep the answer's first tool call only
 
 
 def tool_name_for(schema: JsonSchema) -> str:
@@ -250,7 +255,8 @@ def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> Conv
     kwargs["inferenceConfig"] = inference
     if request.sampling.user is not None:
         kwargs["requestMetadata"] = {"user": request.sampling.user}
-    return ConverseCall(kwargs=kwargs, structured=structured)
+    one_call = request.parallel_tool_calls is False and tool_config is not None
+    return ConverseCall(kwargs=kwargs, structured=structured, one_tool_call=one_call)
 
 
 def finish_reason(stop_reason: str | None, structured: StructuredOutput | None) -> FinishReason | None:
@@ -274,6 +280,18 @@ def tool_input_text(tool_input: Any, structured: StructuredOutput) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def only_first_tool_call(deltas: Iterator[ChatDelta]) -> Iterator[ChatDelta]:
+    """A stream's deltas without the pieces of any tool call after the first (index 0: the first
+    ``toolUse`` block started gets the first stable index)."""
+    for d in deltas:
+        if not d.tool_calls:
+            yield d
+            continue
+        kept = tuple(tc for tc in d.tool_calls if tc.index == 0)
+        if kept or d.text or d.finish_reason or d.usage is not None:
+            yield replace(d, tool_calls=kept)
+
+
 def usage_from(raw: Any) -> Usage:
     """``usage`` of a Converse response or stream ``metadata`` event (missing -> zero)."""
     if not isinstance(raw, Mapping):
@@ -282,7 +300,12 @@ def usage_from(raw: Any) -> Usage:
 
 
 def parse_converse_response(
-    response: Mapping[str, Any], structured: StructuredOutput | None, index: int, model: str
+    response: Mapping[str, Any],
+    structured: StructuredOutput | None,
+    index: int,
+    model: str,
+    *,
+    one_tool_call: bool = False,
 ) -> tuple[Choice, Usage]:
     try:
         content = response["output"]["message"]["content"]
@@ -323,5 +346,6 @@ def parse_converse_response(
         if structured is not None:
             text = strip_code_fence(text)
     reason = finish_reason(str(stop_reason) if stop_reason is not None else None, structured)
-    choice = Choice(index=index, text=text, finish_reason=reason, tool_calls=tuple(calls))
+    kept = tuple(calls[:1] if one_tool_call else calls)
+    choice = Choice(index=index, text=text, finish_reason=reason, tool_calls=kept)
     return choice, usage_from(response.get("usage"))

@@ -62,6 +62,7 @@ from lib.providers.bedrock.converse import (
     StructuredOutput,
     build_converse_request,
     finish_reason,
+    only_first_tool_call,
     parse_converse_response,
     tool_input_text,
     usage_from,
@@ -132,7 +133,9 @@ class BedrockProvider:
 
     def _converse(self, call: ConverseCall, index: int, model: str) -> tuple[Choice, Usage]:
         response = self.client.converse(**call.kwargs)
-        return parse_converse_response(response, call.structured, index, model)
+        return parse_converse_response(
+            response, call.structured, index, model, one_tool_call=call.one_tool_call
+        )
 
     def chat_stream(self, request: ChatRequest, deadline: Deadline) -> Generator[ChatDelta, None, None]:
         """Text deltas as Converse streams them; the last delta has the finish reason and usage.
@@ -158,7 +161,8 @@ class BedrockProvider:
             events = pump.events(
                 deadline, lambda: self._deadline_error(deadline, model), lambda exc: translate(exc, model)
             )
-            yield from self._stream_deltas(events, model, call.structured)
+            deltas = self._stream_deltas(events, model, call.structured)
+            yield from only_first_tool_call(deltas) if call.one_tool_call else deltas
             finished = True
         finally:
             if not finished:  # deadline, upstream error or the caller went away: stop reading now

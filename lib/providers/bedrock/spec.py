@@ -5,8 +5,9 @@ model family can do through Converse; list prices for the estimates.
 Capabilities (Converse): tools on Claude 3+, Llama 3.1+, Nova, Mistral Large, Cohere Command R;
 ``tool_choice`` ``required``/function only where Converse has a forced tool choice (Claude 3+, Nova);
 images on Claude 3+, Nova Lite/Pro/Premier, Llama 3.2 11B/90B and Llama 4; ``top_p`` and ``user``
-(sent as ``requestMetadata``). Not honoured: ``seed``, ``presence_penalty``, ``frequency_penalty``,
-``logit_bias``, ``logprobs``/``top_logprobs``, ``parallel_tool_calls: false``, ``n > 1`` streamed.
+(sent as ``requestMetadata``); ``parallel_tool_calls: false`` by keeping the answer's first tool call.
+Not honoured: ``seed``, ``presence_penalty``, ``frequency_penalty``, ``logit_bias``,
+``logprobs``/``top_logprobs``, ``n > 1`` streamed.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _capabilities(model_id: str) -> Capabilities:
     return Capabilities(
         tools=_tools(model_id),
         forced_tool_choice=chat_capabilities(model_id).forced_tool,
-        parallel_tool_calls_off=False,
+        parallel_tool_calls_off=True,  # the answer's first tool call only (see bedrock.converse)
         images=_images(model_id),
         json=True,  # native JSON where the model has it, else a forced tool or the prompt
         embeddings=embed_format(model_id) is not None,
