@@ -62,6 +62,13 @@ class ContextTooLongError(AIProxyError):
     kind = "context_too_long"
 
 
+class ContentPolicyError(AIProxyError):
+    """The provider's safety filter refused the prompt (or every image it made). The message carries
+    the provider's reason; never retried: the same prompt is refused again."""
+
+    kind = "content_policy"
+
+
 class OutputTruncatedError(AIProxyError):
     """The answer was cut off by the token limit (finish reason ``length``)."""
 

@@ -25,9 +25,19 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    from src.routes import admin, assessment, health, legacy, native, openai_compat, ops, responses
+    from src.routes import admin, assessment, health, images, legacy, native, openai_compat, ops, responses
 
-    return [health.bp, native.bp, openai_compat.bp, responses.bp, legacy.bp, ops.bp, assessment.bp, admin.bp]
+    return [
+        health.bp,
+        native.bp,
+        openai_compat.bp,
+        responses.bp,
+        images.bp,
+        legacy.bp,
+        ops.bp,
+        assessment.bp,
+        admin.bp,
+    ]
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:

@@ -30,6 +30,7 @@ log = logging.getLogger("aiproxy.errors")
 STATUS_BY_KIND: dict[str, int] = {
     "invalid_request": 400,
     "unknown_model": 400,
+    "content_policy": 400,
     "unauthorized": 401,
     "forbidden": 403,
     "not_found": 404,

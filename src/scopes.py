@@ -17,6 +17,7 @@ ROUTE_SCOPES: tuple[tuple[str, str], ...] = (
     ("/assessment", "assessment"),
     ("/test/assessment", "assessment"),
     ("/v1/images", "images"),
+    ("/images", "images"),
     ("/metrics", "admin"),
     ("/usage", "admin"),
     ("/admin", "admin"),

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from lib.providers.deadline import Deadline
+
+if TYPE_CHECKING:
+    from lib.providers.images import ImageRequest, ImageResult
 
 Role = Literal["system", "user", "assistant", "tool"]
 #: Normalised to OpenAI's vocabulary: Bedrock ``max_tokens`` -> ``length``, ``end_turn`` -> ``stop``.
@@ -288,3 +291,9 @@ class Provider(Protocol):
     def embed(self, request: EmbedRequest, deadline: Deadline) -> EmbedResult: ...
 
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]: ...
+
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        """Images for one prompt (``lib.providers.images``); the gateway has checked the request
+        against the model's ``ImageModel``. Providers without image models raise
+        ``InvalidRequestError`` or ``ProviderNotInstalledError``."""
+        ...

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeVar
 
-from lib.errors import AIProxyError, ProviderNotInstalledError
+from lib.errors import AIProxyError, InvalidRequestError, ProviderNotInstalledError
 from lib.providers import capabilities
 from lib.providers.base import (
     ChatDelta,
@@ -35,6 +35,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline
+from lib.providers.images import ImageRequest, ImageResult
 from lib.providers.registry import REGISTRY, Registry
 from lib.providers.routing import Route, resolve_model
 from lib.settings import (
@@ -286,6 +287,27 @@ class Gateway:
             return self._observed(route, "embed", lambda: prov.embed(req, deadline))
 
         return self._with_fallbacks(model, deadline, call, embed=True)
+
+    def generate_images(
+        self, model: str, request: ImageRequest, *, deadline: Deadline | None = None
+    ) -> ImageResult:
+        """Images for ``request``, routed by ``model``. The request is checked against the model's
+        ``ImageModel`` before any upstream call (400 naming the field and what is allowed); retried
+        like chat, without fallbacks (another model would paint another picture)."""
+        deadline = deadline or self.new_deadline()
+        route = self.resolve(model)
+        if self.guard is not None:
+            self.guard(model, route)
+        rules = route.spec.images(route.model_id)
+        if rules is None:
+            raise InvalidRequestError(
+                f"model {route.name} does not generate images ({route.spec.title})", field="model"
+            )
+        checked = rules.check(replace(request, model=route.model_id), route.name)
+        prov = self.provider(route.provider)
+        return self._with_retries(
+            lambda: self._observed(route, "images", lambda: prov.generate_images(checked, deadline)), deadline
+        )
 
     def list_models(self, provider: str, *, api_key: str | None = None) -> list[ModelInfo]:
         deadline = self.new_deadline()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lib.providers.base import Provider, Sampling
+from lib.providers.images import ImageModel, no_images
 
 if TYPE_CHECKING:
     from lib.settings import Settings
@@ -90,6 +91,8 @@ class ProviderSpec:
     #: ``n`` choices come from one upstream call (the prompt is billed once); otherwise the provider
     #: makes one call per choice, each billing the prompt (the rubric tester's estimate counts on it)
     native_n: bool = False
+    #: provider model id -> what the image model accepts, ``None`` when it generates no images
+    images: Callable[[str], ImageModel | None] = no_images
 
     def match(self, name: str) -> str | None:
         """The provider model id ``name`` routes to here, or ``None`` when it is not this provider's."""

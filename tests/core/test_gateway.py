@@ -29,6 +29,7 @@ from lib.providers.base import (
 )
 from lib.providers.deadline import Deadline
 from lib.providers.gateway import Gateway, RetryPolicy
+from lib.providers.images import GeneratedImage, ImageRequest, ImageResult
 from tests.conftest import make_settings
 
 
@@ -60,6 +61,10 @@ class Scripted:
 
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:
         return []
+
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        self._next(f"{request.model} {request.size}")
+        return ImageResult(request.model, self.name, [GeneratedImage(b"png")])
 
 
 class Observer:
@@ -198,3 +203,24 @@ def test_backoff_is_bounded_and_jittered() -> None:
     delays = [policy.delay(attempt, None) for attempt in range(8) for _ in range(20)]
     assert all(0 <= d <= 4 for d in delays)
     assert len({round(d, 6) for d in delays}) > 50
+
+
+def test_images_are_checked_retried_observed_and_guarded() -> None:
+    prov = Scripted(errors=[UpstreamUnavailableError("down")])
+    gw = gateway(prov)
+    result = gw.generate_images("dall-e-3", ImageRequest("ignored", "a fox"))
+    assert result.images[0].data == b"png"
+    assert prov.calls == ["dall-e-3 1024x1024"] * 2  # the model's default size, retried once
+    observer = gw.observer
+    assert isinstance(observer, Observer)
+    assert observer.events[-1]["operation"] == "images" and observer.events[-1]["error_kind"] is None
+    with pytest.raises(InvalidRequestError, match="1024x1792"):
+        gw.generate_images("dall-e-3", ImageRequest("", "a fox", size="256x256"))
+
+    def refuse(_model: str, _route: object) -> None:
+        raise InvalidRequestError("not on this key's list", field="model")
+
+    gw.guard = refuse
+    with pytest.raises(InvalidRequestError, match="not on this key"):
+        gw.generate_images("dall-e-3", ImageRequest("", "a fox"))
+    assert len(prov.calls) == 2

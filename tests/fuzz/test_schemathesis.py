@@ -43,6 +43,7 @@ from lib.providers.gateway import DEFAULT_FACTORIES, Gateway
 from tests.conftest import API_KEY, make_settings
 from tests.fuzz.conftest import FUZZ_SUMMARY
 from tests.support import bedrock_mock as bm
+from tests.support import image_upstreams as iu
 from tests.support.openai_mock import CHAT, OpenAIMock, completion
 
 pytestmark = pytest.mark.slow
@@ -63,6 +64,15 @@ EMBED_MODELS = [
     "bedrock.amazon.titan-embed-text-v1",
     "bedrock.amazon.titan-embed-text-v2:0",
     "local",
+]
+#: Image routes get image models (``local`` has none: a 503 by design, see API.md).
+IMAGE_MODELS = [
+    "dall-e-3",
+    "gpt-image-1",
+    "bedrock.amazon.titan-image-generator-v2:0",
+    "bedrock.amazon.nova-canvas-v1:0",
+    "bedrock.stability.stable-diffusion-xl-v1",
+    "bedrock.stability.sd3-5-large-v1:0",
 ]
 DATA = Path(__file__).resolve().parent.parent / "data" / "codeorg-aiproxy"
 #: Real rubrics (and, half the time, real prompts) mixed into generated assessment bodies: a random
@@ -126,6 +136,8 @@ class Tally:
 def upstreams() -> Iterator[tuple[OpenAIMock, bm.BedrockMock]]:
     with OpenAIMock() as oa, bm.BedrockMock() as br:
         oa.on(CHAT, openai_answer)
+        oa.on(iu.IMAGES, iu.openai_images)
+        br.on(bm.INVOKE, iu.bedrock_invoke)
         yield oa, br
 
 
@@ -200,6 +212,12 @@ def _examples(op: Any, mode: GenerationMode) -> int:
     return int(n * SCALE)
 
 
+def _models_for(path: str) -> list[str]:
+    if path.endswith("/embeddings"):
+        return EMBED_MODELS
+    return IMAGE_MODELS if "images" in path else CHAT_MODELS
+
+
 def _run_operation(op: Any, mode: GenerationMode, tally: Tally) -> None:
     secured = bool(op.definition.raw.get("security"))
     fixture_route = op.path.startswith("/test/assessment")
@@ -217,9 +235,7 @@ def _run_operation(op: Any, mode: GenerationMode, tally: Tally) -> None:
     @given(
         case=op.as_strategy(generation_mode=mode),
         auth=AUTH,
-        model=st.one_of(
-            st.none(), st.sampled_from(EMBED_MODELS if op.path.endswith("/embeddings") else CHAT_MODELS)
-        ),
+        model=st.one_of(st.none(), st.sampled_from(_models_for(op.path))),
         overrides=FIXTURE_OVERRIDES if fixture_route else st.just({}),
         lesson=st.sampled_from(["u3l13", "cfe", None])
         if op.path == "/assessment" and mode.is_positive

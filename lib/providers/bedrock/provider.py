@@ -68,9 +68,11 @@ from lib.providers.bedrock.converse import (
     usage_from,
 )
 from lib.providers.bedrock.errors import PROVIDER, translate
+from lib.providers.bedrock.images import build_body, image_model, parse_answer, translate_image_error
 from lib.providers.bedrock.models import chat_capabilities, embed_format, known_models
 from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline
+from lib.providers.images import ImageRequest, ImageResult
 from lib.settings import Settings
 
 T = TypeVar("T")
@@ -293,6 +295,26 @@ class BedrockProvider:
     def _embed_cohere(self, model: str, texts: Sequence[str]) -> tuple[list[list[float]], int]:
         payload, headers = self._invoke(model, emb.cohere_body(texts))
         return emb.parse_cohere(payload, headers, len(texts), model)
+
+    # --- images ---------------------------------------------------------------------------------
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        """One ``invoke_model`` call in the model family's format (``images``); the safety filter's
+        refusal is ``ContentPolicyError``."""
+        model = request.model
+        if image_model(model) is None:
+            raise InvalidRequestError(
+                f"model bedrock.{model} does not generate images", field="model", provider=NAME, model=model
+            )
+        body = json.dumps(build_body(request)).encode()
+        started = time.monotonic()
+        (payload,) = aws.gather(
+            self._pool,
+            [lambda: self._invoke(model, body)[0]],
+            deadline,
+            translate=lambda exc: translate_image_error(exc, model),
+            timeout_error=lambda: self._deadline_error(deadline, model),
+        )
+        return ImageResult(model, NAME, parse_answer(payload, model), latency_s=time.monotonic() - started)
 
     # --- models ---------------------------------------------------------------------------------
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:

@@ -19,6 +19,7 @@ from lib.providers.spec import Capabilities, Price, ProviderSpec, route_pattern
 
 if TYPE_CHECKING:
     from lib.providers.base import Provider
+    from lib.providers.images import ImageModel
     from lib.settings import Settings
 
 #: USD per 1M tokens (input, output), Bedrock on-demand list prices in us-east-1; cross-region
@@ -107,6 +108,12 @@ def _capabilities(model_id: str) -> Capabilities:
     )
 
 
+def _image_model(model_id: str) -> ImageModel | None:
+    from lib.providers.bedrock.images import image_model  # botocore: imported when first asked
+
+    return image_model(model_id)
+
+
 SPEC = ProviderSpec(
     name="bedrock",
     title="Bedrock",
@@ -116,4 +123,5 @@ SPEC = ProviderSpec(
     agent=_agent,
     capabilities=_capabilities,
     prices=PRICES,
+    images=_image_model,
 )

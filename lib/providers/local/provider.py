@@ -49,6 +49,7 @@ from lib.providers.local.tools import CallParser, ToolPlan, new_call_id, plan_fo
 from lib.settings import Settings
 
 if TYPE_CHECKING:
+    from lib.providers.images import ImageRequest, ImageResult
     from lib.providers.local.chat import Piece, SmolLM2Engine
     from lib.providers.local.embedder import MiniLMEmbedder
 
@@ -358,6 +359,12 @@ class LocalProvider:
             embedder = self._embedder(rt)
             vectors, tokens = rt.embed_runner.call(_guard, embedder.embed, texts, deadline)
         return EmbedResult(EMBED_MODEL_ID, self.name, vectors, Usage(tokens, 0), time.monotonic() - started)
+
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        raise ProviderNotInstalledError(
+            "the local provider has no image model installed: use an OpenAI or Bedrock image model",
+            provider="local",
+        )
 
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:
         chat_ok = not install.missing_modules(install.CHAT_MODULES)

@@ -15,6 +15,7 @@ from lib.providers.spec import Capabilities, Price, ProviderSpec, route_pattern
 
 if TYPE_CHECKING:
     from lib.providers.base import Provider
+    from lib.providers.images import ImageModel
     from lib.settings import Settings
 
 _SAMPLING = frozenset({"top_p", "seed", "presence_penalty", "frequency_penalty"})
@@ -49,6 +50,14 @@ def _capabilities(model_id: str) -> Capabilities:
     )
 
 
+def _images(_model_id: str) -> ImageModel | None:
+    """No image model ships with the embedded provider: asked for images it answers 503."""
+    raise ProviderNotInstalledError(
+        "the local provider has no image model installed: use an OpenAI or Bedrock image model",
+        provider="local",
+    )
+
+
 SPEC = ProviderSpec(
     name="local",
     title="local",
@@ -59,4 +68,5 @@ SPEC = ProviderSpec(
     capabilities=_capabilities,
     prices=(Price("local", 0.0, 0.0),),
     listed=("local",),
+    images=_images,
 )

@@ -52,6 +52,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline, bind, unbind
+from lib.providers.images import ImageRequest, ImageResult
 from lib.providers.openai.transport import DeadlineTransport
 from lib.settings import Settings
 
@@ -539,6 +540,12 @@ class OpenAIProvider:
             raise InvalidUpstreamResponseError(
                 "OpenAI sent embeddings we could not read", provider=NAME, model=request.model
             ) from exc
+
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        """``images.generate`` (see ``lib.providers.openai.images``)."""
+        from lib.providers.openai import images
+
+        return images.generate(self, request, deadline)
 
     def list_models(self, deadline: Deadline, api_key: str | None = None) -> list[ModelInfo]:
         headers = self._headers(api_key)

@@ -10,6 +10,7 @@ from lib.providers.spec import PASS_THROUGH, Capabilities, Price, ProviderSpec, 
 
 if TYPE_CHECKING:
     from lib.providers.base import Provider
+    from lib.providers.images import ImageModel
     from lib.settings import Settings
 
 #: USD per 1M tokens (input, output) from OpenAI's public price page; update when a price changes.
@@ -47,17 +48,24 @@ def _capabilities(_model_id: str) -> Capabilities:
     return PASS_THROUGH
 
 
+def _images(model_id: str) -> ImageModel | None:
+    from lib.providers.openai.images import image_model  # the SDK: imported when first asked
+
+    return image_model(model_id)
+
+
 SPEC = ProviderSpec(
     name="openai",
     title="OpenAI",
     hint="gpt-*/o* (OpenAI)",
     routes=(
         route_pattern(r"openai\.(?P<id>.+)"),
-        route_pattern(r"(?:gpt-|chatgpt-|o\d|text-embedding-|davinci|babbage).*"),
+        route_pattern(r"(?:gpt-|chatgpt-|o\d|text-embedding-|davinci|babbage|dall-e-).*"),
     ),
     factory=_factory,
     agent=_agent,
     capabilities=_capabilities,
     prices=PRICES,
     native_n=True,
+    images=_images,
 )

@@ -36,6 +36,7 @@ from lib.providers.base import (
 )
 from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline
+from lib.providers.images import ImageRequest, ImageResult
 from lib.providers.sagemaker.errors import PROVIDER, translate
 from lib.providers.sagemaker.messages import (
     SseLines,
@@ -198,6 +199,14 @@ class SageMakerProvider:
     def embed(self, request: EmbedRequest, deadline: Deadline) -> EmbedResult:
         raise InvalidRequestError(
             f"model sagemaker.{request.model} does not make embeddings (SageMaker)",
+            field="model",
+            provider=NAME,
+            model=request.model,
+        )
+
+    def generate_images(self, request: ImageRequest, deadline: Deadline) -> ImageResult:
+        raise InvalidRequestError(
+            f"model sagemaker.{request.model} does not generate images (SageMaker)",
             field="model",
             provider=NAME,
             model=request.model,
