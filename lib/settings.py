@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     aws_session_token: SecretStr | None = None
     aws_profile: str | None = None
     aws_endpoint_url_bedrock_runtime: str | None = None
+    aws_endpoint_url_sagemaker_runtime: str | None = Field(
+        None, description="SageMaker runtime endpoint; unset = botocore's own (regional) endpoint."
+    )
 
     # --- models ---------------------------------------------------------------------------------
     default_chat_model: str | None = Field(
@@ -135,6 +138,17 @@ class Settings(BaseSettings):
     )
     ledger_flush_seconds: float = Field(0.5, gt=0, le=60, description="Ledger writer batch interval.")
     ledger_queue_max: int = Field(100_000, ge=100, description="Ledger rows held in memory at most.")
+
+    # --- assessment records and teacher feedback (issue 15) ----------------------------------
+    store_student_code: bool = Field(
+        False, description="Keep the student's program with each assessment record (datasets, fine-tuning)."
+    )
+    record_retention_days: int | None = Field(
+        None, ge=1, description="Delete assessment records and their feedback older than this; unset = keep."
+    )
+    record_retention_interval_seconds: float = Field(
+        3600.0, gt=0, description="How often each worker deletes expired assessment records."
+    )
 
     # --- limits and browser tokens (issue 14) ---------------------------------------------------
     redis_url: SecretStr | None = Field(
@@ -207,6 +221,7 @@ class Settings(BaseSettings):
         "aws_session_token",
         "aws_profile",
         "aws_endpoint_url_bedrock_runtime",
+        "aws_endpoint_url_sagemaker_runtime",
         "database_url",
         "key_hash_secret",
         "redis_url",

@@ -123,3 +123,6 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     accounts = getattr(app, "extensions", {}).get("aiproxy.accounts")
     if accounts is not None:
         accounts.close()
+    records = getattr(app, "extensions", {}).get("aiproxy.assessment_records")
+    if records is not None:  # assessment records queued for the database (src/routes/feedback.py)
+        records.close()

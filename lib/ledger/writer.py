@@ -33,8 +33,17 @@ BATCH_ROWS = 1000
 
 
 class LedgerWriter:
-    def __init__(self, engine: sa.Engine, *, flush_seconds: float = 0.5, queue_max: int = 100_000) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        flush_seconds: float = 0.5,
+        queue_max: int = 100_000,
+        table: sa.Table = usage_ledger,
+    ) -> None:
+        """``table``: where the rows go (the usage ledger; assessment records reuse the same writer)."""
         self.engine = engine
+        self.table = table
         self.flush_seconds = flush_seconds
         self.queue_max = queue_max
         self._rows: deque[dict[str, Any]] = deque()
@@ -65,7 +74,8 @@ class LedgerWriter:
     def _start(self) -> None:
         with self._start_lock:
             if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._loop, name="aiproxy-ledger", daemon=True)
+                name = f"aiproxy-{self.table.name}"
+                self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
                 self._thread.start()
 
     def _loop(self) -> None:
@@ -82,7 +92,7 @@ class LedgerWriter:
                     batch.append(self._rows.popleft())
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(usage_ledger.insert(), batch)
+                        conn.execute(self.table.insert(), batch)
                 except (sa.exc.DataError, sa.exc.IntegrityError):
                     # A row the database refuses (not an outage) must not block the ledger forever.
                     self._insert_each(batch)
@@ -106,7 +116,7 @@ class LedgerWriter:
         for row in batch:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(usage_ledger.insert(), [row])
+                    conn.execute(self.table.insert(), [row])
             except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
                 self.dropped += 1
                 log.error("ledger: row refused by the database", extra={"error": type(exc).__name__})

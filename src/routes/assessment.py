@@ -18,9 +18,11 @@ from lib.assessment.pipeline import run_assessment
 from lib.errors import InvalidRequestError
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
+from src.routes import feedback
 from src.schemas import UsageOut
 
 bp = Blueprint("assessment", __name__)
+bp.register_blueprint(feedback.bp)  # POST /assessment/feedback, GET /assessment/feedback/summary
 
 Scalar = str | int | float | bool | None
 
@@ -67,6 +69,7 @@ class AssessmentMetadata(BaseModel):
     model: str
     usage: UsageOut
     flags: list[str] = Field(description='e.g. ["possible_prompt_injection"]')
+    assessment_id: str = Field(description="Id of this answer's record, for POST /assessment/feedback.")
 
 
 class AssessmentOut(BaseModel):
@@ -89,7 +92,9 @@ def _respond(fields: dict[str, Any]) -> Response:
     req = build_request(fields, default_model=svc.gateway.default_model("assessment"))
     g.model = req.model
     result = run_assessment(svc.gateway, req, deadline=g.deadline)
-    return jsonify({"metadata": result.metadata, "data": result.data})
+    # queued, written in the background: the answer never waits for the database
+    assessment_id = feedback.recorder().record(req, result, key_id=feedback.caller_key_id())
+    return jsonify({"metadata": {**result.metadata, "assessment_id": assessment_id}, "data": result.data})
 
 
 @bp.post("/assessment")

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from lib.store import Store
+from lib.store import (
+    Store,
+    assessment_schema,  # noqa: F401 - registers its tables on the shared metadata
+)
 from lib.store.db import MIGRATIONS
 from lib.store.schema import metadata
 from tests.conftest import make_settings
@@ -18,13 +21,13 @@ from tests.conftest import make_settings
 def test_migrate_builds_exactly_the_schema(database_url: str) -> None:
     store = Store(database_url)
     assert store.current() is None
-    assert store.migrate() == store.head() == "0001"
-    assert store.current() == "0001"
+    assert store.migrate() == store.head() == "0002"
+    assert store.current() == "0002"
     inspector = sa.inspect(store.engine)
     for table in metadata.sorted_tables:
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         assert columns == {c.name for c in table.columns}, table.name
-    assert store.migrate() == "0001"  # idempotent
+    assert store.migrate() == "0002"  # idempotent
     store.dispose()
 
 
@@ -62,17 +65,19 @@ def test_concurrent_migrations_apply_once(database_url: str) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    assert results == ["0001"] * 4
+    assert results == [Store(database_url).head()] * 4
 
 
 def test_a_failing_migration_leaves_nothing_behind(database_url: str, tmp_path: Path) -> None:
-    """0001 then a broken 0002 in one run: both roll back, the database stays empty."""
+    """Every shipped migration then a broken one in one run: all roll back, the database stays empty."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_broken.py").write_text(
+    head = Store(database_url).head()
+    (scripts / "versions" / "9999_broken.py").write_text(
         '"""Broken on purpose."""\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        'revision = "9999"\n'
+        f'down_revision = "{head}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         "def upgrade() -> None:\n"
         '    op.create_table("half", sa.Column("id", sa.Integer, primary_key=True))\n'
         '    op.execute("SELECT * FROM no_such_table")\n'
