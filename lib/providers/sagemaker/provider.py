@@ -9,8 +9,8 @@ parallel calls (the containers answer one choice), as on Bedrock. Usage comes fr
 Client, credentials and deadlines exactly as Bedrock (``lib.providers.aws``): one client per
 provider instance, botocore retries off, every call on this provider's daemon pool while the
 caller waits at most ``deadline.remaining()``, a stream read by a pool thread and shut down when
-the caller gives up. The endpoint URL is botocore's own reading of
-``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` (else ``AWS_ENDPOINT_URL``, else the regional endpoint).
+the caller gives up. The endpoint URL is the ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` setting
+(environment or ``config.txt``), else botocore's own choice (``AWS_ENDPOINT_URL``, else regional).
 """
 
 from __future__ import annotations
@@ -56,7 +56,13 @@ _JSON = "application/json"
 
 
 def build_client(settings: Settings) -> Any:
-    return aws.build_client(settings, "sagemaker-runtime", NAME, None, lambda exc: translate(exc, "-"))
+    return aws.build_client(
+        settings,
+        "sagemaker-runtime",
+        NAME,
+        settings.aws_endpoint_url_sagemaker_runtime,
+        lambda exc: translate(exc, "-"),
+    )
 
 
 class SageMakerProvider:

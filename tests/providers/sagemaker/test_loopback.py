@@ -22,6 +22,7 @@ from lib.providers.base import ImagePart, JsonSchema, Message, Sampling, Tool
 from lib.providers.gateway import Gateway, RetryPolicy
 from lib.providers.sagemaker.messages import SseLines, endpoint_ref
 from lib.providers.sagemaker.provider import SageMakerProvider
+from tests.providers.bedrock.conftest import bedrock_settings
 from tests.support import sagemaker_mock as sm
 from tests.support.sagemaker_mock import SageMakerMock
 
@@ -30,10 +31,23 @@ HELLO = [Message("system", "Be brief."), Message("user", "hello there")]
 TOO_LONG = '{"error":"Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096"}'
 
 
-def test_botocore_reads_the_endpoint_variable(sagemaker_mock: SageMakerMock, gateway: Gateway) -> None:
+def test_endpoint_from_the_setting_or_botocore_itself(
+    sagemaker_mock: SageMakerMock, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
     provider = gateway.provider("sagemaker")
     assert isinstance(provider, SageMakerProvider)
     assert provider.client.meta.endpoint_url == sagemaker_mock.endpoint_url
+    # Settings built without the value (e.g. by a caller): botocore reads the variable itself.
+    bare = gateway.settings.model_copy(update={"aws_endpoint_url_sagemaker_runtime": None})
+    assert SageMakerProvider(bare).client.meta.endpoint_url == sagemaker_mock.endpoint_url
+    # Only in config.txt (not in the environment): the setting is passed to the client.
+    monkeypatch.delenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+    configured = bedrock_settings(None, aws_endpoint_url_sagemaker_runtime="http://127.0.0.1:9")
+    assert SageMakerProvider(configured).client.meta.endpoint_url == "http://127.0.0.1:9"
+    assert (
+        SageMakerProvider(bare).client.meta.endpoint_url
+        == "https://runtime.sagemaker.us-east-1.amazonaws.com"
+    )
 
 
 def test_chat_sends_the_messages_api_body(sagemaker_mock: SageMakerMock, gateway: Gateway) -> None:
