@@ -3,9 +3,10 @@
 The patterns live in each provider's spec (``lib/providers/<name>/spec.py``), tried in registry
 order (``lib.providers.registry``):
 
-- ``gpt-*``, ``o<digit>*``, ``chatgpt-*``, ``text-embedding-*``, ``openai.<id>`` -> OpenAI
+- ``gpt-*``, ``o<digit>*``, ``chatgpt-*``, ``text-embedding-*``, ``dall-e-*``, ``openai.<id>`` -> OpenAI
 - ``bedrock.<model-or-inference-profile-id>`` -> Bedrock (``bedrock.us.anthropic...`` keeps the
   ``us.`` cross-region profile prefix in the id sent upstream)
+- ``sagemaker.<endpoint>[.<inference-component>]`` -> a SageMaker endpoint
 - ``local`` and ``local-*`` -> the embedded local provider
 - aliases from settings (``MODEL_ALIASES``) are resolved first (chains allowed, cycles refused).
 """

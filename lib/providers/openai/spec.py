@@ -1,6 +1,7 @@
 """The OpenAI provider's spec: ``gpt-*``, ``o<digit>*``, ``chatgpt-*``, ``text-embedding-*``,
-``davinci*``, ``babbage*`` and ``openai.<id>`` route here; everything passes through (OpenAI itself
-refuses what a model lacks); list prices for the estimates."""
+``dall-e-*``, ``davinci*``, ``babbage*`` and ``openai.<id>`` route here; everything passes through
+(OpenAI itself refuses what a model lacks); list prices for the estimates; the image models
+(``gpt-image-1``, ``dall-e-3``) and what they accept (``lib.providers.openai.images``)."""
 
 from __future__ import annotations
 
