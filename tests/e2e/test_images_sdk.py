@@ -31,16 +31,15 @@ def mocks() -> Iterator[tuple[bm.BedrockMock, OpenAIMock]]:
 
 @pytest.fixture(scope="module")
 def service(mocks: tuple[bm.BedrockMock, OpenAIMock]) -> Iterator[Service]:
-    bedrock, oai = mocks
     env = {
         "AIPROXY_API_KEY": KEY,
-        "OPENAI_API_KEY": "sk-x",
-        "OPENAI_BASE_URL": oai.base_url,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
+        "MAX_RETRIES": "0",  # the refusals below are answered as they come
         "AWS_ACCESS_KEY_ID": "images-e2e",
         "AWS_SECRET_ACCESS_KEY": "images-e2e-secret",
         "AWS_REGION": "us-east-1",
-        "MAX_RETRIES": "0",
+        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": mocks[0].endpoint_url,
+        "OPENAI_API_KEY": "sk-x",
+        "OPENAI_BASE_URL": mocks[1].base_url,
     }
     with Service(env, workers=1) as svc:
         yield svc

@@ -243,3 +243,30 @@ def test_sse_lines_handle_a_last_line_without_newline() -> None:
     assert list(lines.feed(b'data: {"a": 1}\n\ndata: {"b"')) == [{"a": 1}]
     assert list(lines.feed(b": 2}")) == []
     assert list(lines.finish()) == [{"b": 2}]
+
+
+def test_package_exports_the_provider_lazily_and_the_rest_of_the_interface(
+    sagemaker_mock: SageMakerMock, gateway: Gateway
+) -> None:
+    import lib.providers.sagemaker as package
+    from lib.providers.images import ImageRequest
+
+    assert package.SageMakerProvider is SageMakerProvider
+    with pytest.raises(AttributeError):
+        _ = package.NoSuchThing
+    provider = SageMakerProvider(gateway.settings.model_copy(update={"default_chat_model": MODEL}))
+    deadline = gateway.new_deadline()
+    assert [m.id for m in provider.list_models(deadline)] == [MODEL]
+    with pytest.raises(InvalidRequestError, match="embeddings"):
+        provider.embed(sm_embed_request(), deadline)
+    with pytest.raises(InvalidRequestError, match="images"):
+        provider.generate_images(ImageRequest("llama-3-8b-instruct", "a fox"), deadline)
+    with pytest.raises(InvalidRequestError, match="n must be"):
+        gateway.chat(MODEL, HELLO, n=17)
+    provider.close()
+
+
+def sm_embed_request() -> Any:
+    from lib.providers.base import EmbedRequest
+
+    return EmbedRequest("llama-3-8b-instruct", ["x"])
