@@ -300,3 +300,43 @@ def test_parallel_tool_calls_false_keeps_the_first_call_on_bedrock(
     assert {tc.index for tc in deltas} == {0}
     assert [tc.function.name for tc in deltas if tc.function and tc.function.name] == ["get_time"]
     assert len(bedrock.calls(CONVERSE)) == 2 and len(bedrock.calls(CONVERSE_STREAM)) == 1
+
+
+@pytest.mark.local
+@needs_models
+def test_tool_conversation_moves_between_local_and_bedrock(
+    sdk: openai.OpenAI, upstreams: tuple[OpenAIMock, BedrockMock]
+) -> None:
+    """A call SmolLM2 made is answered and continued on Claude, and a call Claude made is continued
+    on SmolLM2: ids, names and arguments survive both translations."""
+    _, bedrock = upstreams
+    weather: Any = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+    forced: Any = {"type": "function", "function": {"name": "get_weather"}}
+    for first, second in (("local", CLAUDE), (CLAUDE, "local")):
+        msgs: list[Any] = [{"role": "user", "content": "What is the weather in Oslo?"}]
+        step1 = sdk.chat.completions.create(
+            model=first, messages=msgs, tools=[weather], tool_choice=forced, max_tokens=40, temperature=0
+        )
+        (call,) = step1.choices[0].message.tool_calls or []
+        msgs.append(step1.choices[0].message.model_dump(exclude_none=True))
+        msgs.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"})
+        choice: Any = "none" if second == "local" else "auto"  # local: answer in text, not another call
+        step2 = sdk.chat.completions.create(
+            model=second, messages=msgs, tools=[weather], tool_choice=choice, max_tokens=24, temperature=0
+        )
+        assert step2.choices[0].message.content, (first, second)
+        if second == CLAUDE:
+            assert step2.choices[0].message.content == "tool said: sunny, 21 C"
+            history = bedrock.calls(CONVERSE)[-1].json["messages"]
+            use = history[1]["content"][-1]["toolUse"]
+            assert use["toolUseId"] == call.id and use["input"] == json.loads(call.function.arguments)  # type: ignore[union-attr]
