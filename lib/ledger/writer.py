@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: Rows per INSERT statement (one transaction may hold several).
 BATCH_ROWS = 1000
+#: Empty intervals after which the background loop ends (an idle worker keeps no thread waking up).
+IDLE_INTERVALS = 20
 
 
 class LedgerWriter:
@@ -79,8 +81,14 @@ class LedgerWriter:
                 self._thread.start()
 
     def _loop(self) -> None:
+        idle = 0
         while not self._stop.wait(self.flush_seconds):
-            self.flush()
+            idle = 0 if self.flush() else idle + 1
+            if idle >= IDLE_INTERVALS:
+                with self._start_lock:  # ``record`` starts a new loop when the next row comes
+                    if not self._rows:
+                        self._thread = None
+                        return
 
     def flush(self) -> int:
         """Write everything queued now; return the rows written (0 and rows kept on failure)."""

@@ -36,6 +36,8 @@ _PG_MIGRATION_LOCK = 0x41495058  # "AIPX"
 _BEGIN_OPTION = "aiproxy_sqlite_begin"
 #: (database URL, migrations folder) this process has brought to head already.
 _MIGRATED: set[tuple[str, str]] = set()
+#: The store of each database URL in this process (``Store.from_settings``).
+_SHARED: dict[str, Store] = {}
 
 
 def _sqlite_file(url: sa.URL) -> Path | None:
@@ -84,7 +86,13 @@ class Store:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
-        return cls(settings.effective_database_url)
+        """The process's one store for the configured database (apps and workers share its engine
+        and connection pool instead of opening one per app)."""
+        url = settings.effective_database_url
+        store = _SHARED.get(url)
+        if store is None:
+            store = _SHARED[url] = cls(url)
+        return store
 
     @property
     def dialect(self) -> str:

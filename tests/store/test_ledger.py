@@ -147,3 +147,18 @@ def test_a_row_the_database_refuses_does_not_block_the_others(store: Store) -> N
     writer.record(row("key_b"))
     writer.close()
     assert count(store) == 2 and writer.dropped == 1 and writer.pending == 0
+
+
+def test_idle_loop_ends_and_the_next_row_starts_it_again(store: Store) -> None:
+    writer = LedgerWriter(store.engine, flush_seconds=0.01)
+    writer.record(row())
+    deadline = time.monotonic() + 5
+    while writer._thread is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writer._thread is None and count(store) == 1  # written, then the loop ended
+    writer.record(row())
+    deadline = time.monotonic() + 5
+    while count(store) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert count(store) == 2
+    writer.close()
