@@ -340,3 +340,16 @@ def test_tool_conversation_moves_between_local_and_bedrock(
             history = bedrock.calls(CONVERSE)[-1].json["messages"]
             use = history[1]["content"][-1]["toolUse"]
             assert use["toolUseId"] == call.id and use["input"] == json.loads(call.function.arguments)  # type: ignore[union-attr]
+
+
+@pytest.mark.local
+@needs_models
+def test_langchain_on_the_local_model(service: Any, sdk: openai.OpenAI) -> None:
+    llm = ChatOpenAI(
+        base_url=service.url + "/v1", api_key=SecretStr(KEY), model="local", temperature=0, max_tokens=60
+    )
+    first = llm.bind_tools([get_weather], tool_choice="get_weather").invoke("What is the weather in Oslo?")
+    (call,) = first.tool_calls  # type: ignore[attr-defined]
+    assert call["name"] == "get_weather" and isinstance(call["args"]["city"], str)
+    graded = llm.with_structured_output(Grade, method="json_schema").invoke("Grade this answer: 2 + 2 = 4")
+    assert isinstance(graded, Grade)
