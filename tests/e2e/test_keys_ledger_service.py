@@ -59,18 +59,19 @@ def env(mock: om.OpenAIMock, data_dir: Path, **extra: str) -> dict[str, str]:
     }
 
 
-def ledger_totals(url: str) -> tuple[int, int, int]:
+def ledger_by_key(url: str) -> dict[str, tuple[int, int, int]]:
+    """(calls, prompt tokens, completion tokens) of the successful ledger rows, per key id."""
     engine = sa.create_engine(url)
+    c = usage_ledger.c
+    query = (
+        sa.select(c.key_id, sa.func.count(), sa.func.sum(c.prompt_tokens), sa.func.sum(c.completion_tokens))
+        .where(c.status == "ok")
+        .group_by(c.key_id)
+    )
     with engine.connect() as conn:
-        calls, prompt, completion = conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.sum(usage_ledger.c.prompt_tokens),
-                sa.func.sum(usage_ledger.c.completion_tokens),
-            ).where(usage_ledger.c.status == "ok")
-        ).one()
+        out = {key: (int(n), int(p or 0), int(t or 0)) for key, n, p, t in conn.execute(query)}
     engine.dispose()
-    return int(calls), int(prompt or 0), int(completion or 0)
+    return out
 
 
 @pytest.fixture
@@ -80,31 +81,36 @@ def mock() -> Iterator[om.OpenAIMock]:
 
 
 def test_no_ledger_row_lost_on_sigterm_under_load(mock: om.OpenAIMock, tmp_path: Path) -> None:
-    """Two workers, 16 clients calling without pause; SIGTERM after 1,000 answers, mid-load. The
-    writers' own interval (60 s) never comes, so every row on disk was written by the exit hook:
-    each answered call is there, with exactly the tokens the upstream reported."""
+    """Two workers, 16 clients calling without pause (half with the root key, half with a virtual
+    key, each client with its own prompt length); SIGTERM after 1,000 answers, mid-load. The writers'
+    own interval (60 s) never comes, so every row on disk was written by the exit hook: each answered
+    call is there, under the key that made it, with exactly the tokens the upstream reported."""
     svc = Service(env(mock, tmp_path, LEDGER_FLUSH_SECONDS="60", GUNICORN_GRACEFUL_TIMEOUT="20"), workers=2)
     svc.start()
-    answered: list[dict[str, int]] = []
+    status, made = call(svc.port, "/admin/keys", {"name": "load", "scopes": ["chat"]})
+    assert status == 201
+    keys = {"root": ROOT_KEY, made["id"]: made["key"]}
+    answered: dict[str, list[dict[str, int]]] = {key_id: [] for key_id in keys}
     stop = threading.Event()
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(i: int) -> None:
+        key_id = list(keys)[i % 2]
         while not stop.is_set():
             try:
-                status, body = chat(svc.port)
+                status, body = chat(svc.port, keys[key_id], "hello ledger" + " word" * i)
             except OSError:
                 return  # the service stopped listening
             if status == 200:
                 with lock:
-                    answered.append(body["usage"])
+                    answered[key_id].append(body["usage"])
 
-    threads = [threading.Thread(target=client) for _ in range(16)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
     try:
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 20
-        while len(answered) < 1000 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+        while sum(map(len, answered.values())) < 1000 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert svc.proc is not None
         svc.proc.send_signal(signal.SIGTERM)
@@ -114,18 +120,17 @@ def test_no_ledger_row_lost_on_sigterm_under_load(mock: om.OpenAIMock, tmp_path:
         for t in threads:
             t.join(10)
         svc.stop()
-    assert len(answered) >= 1000
-    calls, prompt, completion = ledger_totals(f"sqlite:///{tmp_path / 'aiproxy.db'}")
-    assert calls == len(answered)
-    assert prompt == sum(u["prompt_tokens"] for u in answered)
-    assert completion == sum(u["completion_tokens"] for u in answered)
+    assert sum(map(len, answered.values())) >= 1000
+    ledger = ledger_by_key(f"sqlite:///{tmp_path / 'aiproxy.db'}")
+    assert ledger == {
+        key_id: (len(u), sum(x["prompt_tokens"] for x in u), sum(x["completion_tokens"] for x in u))
+        for key_id, u in answered.items()
+    }
     # ... and what the upstream itself reported, recomputed from every request it received.
     upstream = [om.OpenAIMock._default_chat(r.json)["usage"] for r in mock.calls("/v1/chat/completions")]  # type: ignore[index]
-    assert calls == len(upstream)
-    assert (prompt, completion) == (
-        sum(u["prompt_tokens"] for u in upstream),
-        sum(u["completion_tokens"] for u in upstream),
-    )
+    assert sum(c for c, _, _ in ledger.values()) == len(upstream)
+    assert sum(p for _, p, _ in ledger.values()) == sum(u["prompt_tokens"] for u in upstream)
+    assert sum(c for _, _, c in ledger.values()) == sum(u["completion_tokens"] for u in upstream)
 
 
 def test_revocation_reaches_every_worker_of_every_replica_within_5_s(
