@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from lib.errors import AIProxyError
+from lib.feedback import cli as feedback_cli
 from lib.keys import SCOPES, KeyRecord, KeyRepository, KeySpec
 from lib.ledger import usage_report
 from lib.settings import Settings, SettingsError, load_settings
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--until", type=_when, help="before this UTC date/time (exclusive)")
     usage.add_argument("--key", help="only this key id")
     usage.add_argument("--json", action="store_true")
+    feedback_cli.register(sub)  # feedback import|report, records purge, dataset build|export-finetune
     return parser
 
 
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return _keys(args, store, settings)
+        if args.command in feedback_cli.COMMANDS:
+            return feedback_cli.run(args, store, settings)
         return _usage(args, store)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())

@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +37,19 @@ def new_assessment_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def parse_since(text: str) -> datetime:
+    """A UTC date (its midnight) or an ISO 8601 time, as the naive UTC records store; ValueError."""
+    try:
+        return datetime.combine(date.fromisoformat(text), time())
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 date or time: {text[:40]!r}") from None
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def record_row(

@@ -9,14 +9,16 @@ sharing the store the keys and ledger use; closed by gunicorn's ``worker_exit``)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 from pydantic import BaseModel, ConfigDict, Field
 
+from lib.errors import InvalidRequestError
+from lib.feedback.accuracy import render_report, summary
 from lib.feedback.feedback import ConceptFeedback, Feedback, FeedbackConflictError, save
-from lib.feedback.records import AssessmentRecorder
+from lib.feedback.records import AssessmentRecorder, parse_since
 from lib.feedback.retention import RetentionJob
 from src.accounts import ACCOUNTS_EXTENSION, current_call
 from src.api import documented, parse_body, services
@@ -120,3 +122,65 @@ def feedback() -> Response:
     except FeedbackConflictError as exc:
         return error_response(409, exc.message, exc.kind, field=exc.field)
     return jsonify(result.as_dict(body.assessment_id))
+
+
+class SummaryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lesson: str | None = Field(None, description="Only this lesson (as sent in /assessment's `lesson`).")
+    since: str | None = Field(
+        None, description="Only assessments from this UTC date or ISO 8601 time (inclusive)."
+    )
+
+
+class SummaryOut(BaseModel):
+    filters: dict[str, Any]
+    generated_at: str
+    assessments: int = Field(description="Records in the window.")
+    assessments_with_feedback: int
+    pairs: int = Field(description="(assessment, key concept) pairs with a teacher label.")
+    thumbs_down_without_label: int
+    statistics: dict[str, Any] = Field(
+        description="The rubric tester's statistics: overall, per lesson and key concept."
+    )
+    weekly: dict[str, list[dict[str, Any]]] = Field(description="Per lesson, per ISO week.")
+
+
+def _summary() -> dict[str, Any]:
+    unknown = sorted(set(request.args) - set(SummaryQuery.model_fields))
+    if unknown:
+        raise InvalidRequestError(f"unknown query parameter {unknown[0]!r}", field=unknown[0])
+    q = SummaryQuery.model_validate(request.args.to_dict())
+    records = recorder()
+    if records.writer.pending:  # this worker's queued records count too
+        records.writer.flush()
+    try:
+        since = parse_since(q.since) if q.since else None
+    except ValueError as exc:
+        raise InvalidRequestError(f"since: {exc}", field="since") from None
+    return summary(records.engine, lesson=q.lesson, since=since)
+
+
+@bp.get("/assessment/feedback/summary")
+@require_auth
+@documented(
+    "Production accuracy: AI labels against teachers' labels per lesson and key concept, weekly trend",
+    query=SummaryQuery,
+    responses={200: SummaryOut},
+    errors=(400, 401),
+    tags=("assessment",),
+)
+def feedback_summary() -> Response:
+    return jsonify(_summary())
+
+
+@bp.get("/assessment/feedback/report")
+@require_auth
+@documented(
+    "The same numbers as a self-contained HTML page (the rubric tester report's style)",
+    query=SummaryQuery,
+    responses={200: "text/html: the report page"},
+    errors=(400, 401),
+    tags=("assessment",),
+)
+def feedback_report() -> Response:
+    return Response(render_report(_summary()), mimetype="text/html")

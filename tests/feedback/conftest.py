@@ -101,3 +101,48 @@ def counts(app: Flask) -> tuple[int, int]:
         records = conn.execute(sa.select(sa.func.count()).select_from(assessment_records)).scalar_one()
         feedback = conn.execute(sa.select(sa.func.count()).select_from(assessment_feedback)).scalar_one()
     return int(records), int(feedback)
+
+
+#: The hand-checked case: program per assessment, then (teacher, key concept, label, thumbs) in order.
+HAND_CASE: dict[str, tuple[str, list[tuple[str, str, str | None, str | None]]]] = {
+    "A": ("full", [("t1", SEQ, E, None), ("t1", SPRITES, None, "up"), ("t1", POSITION, C, None)]),
+    "B": ("sprite", [("t1", SEQ, C, None), ("t1", SPRITES, C, "up"), ("t1", POSITION, None, "down")]),
+    "C": ("shapes", [("t1", SEQ, E, None), ("t1", SPRITES, L, None), ("t2", SPRITES, N, None)]),
+    "D": ("shapes", []),
+}
+
+
+def run_hand_case(post: Callable[[str, dict[str, Any]], Any]) -> dict[str, str]:
+    """Assess the four programs and send the teachers' feedback; {case: assessment id}.
+
+    ``post(path, form_or_json)`` returns (status, json).  By hand (human, AI) pairs:
+    A (E,E) (E,E) (C,L); B (C,E) (C,C); C (E,E) (N,N) (t2's later N wins); B's thumbs down alone
+    makes no pair.  Exact 5/7, pass/fail 6/7, kappa 19/33."""
+    ids: dict[str, str] = {}
+    for case, (program, verdicts) in HAND_CASE.items():
+        status, body = post("/assessment", cfe_form(PROGRAMS[program]))
+        assert status == 200, body
+        ids[case] = body["metadata"]["assessment_id"]
+        for teacher, kc, label, thumbs in verdicts:
+            entry = {
+                "key_concept": kc,
+                **({"label": label} if label else {}),
+                **({"thumbs": thumbs} if thumbs else {}),
+            }
+            status, body = post(
+                "/assessment/feedback",
+                {"assessment_id": ids[case], "teacher": teacher, "key_concepts": [entry]},
+            )
+            assert status == 200, body
+    return ids
+
+
+def client_post(client: FlaskClient) -> Callable[[str, dict[str, Any]], Any]:
+    def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if path == "/assessment":
+            r = client.post(path, data=body, headers=AUTH)
+        else:
+            r = client.post(path, json=body, headers=AUTH)
+        return r.status_code, r.json
+
+    return post

@@ -284,7 +284,9 @@ def rubric_table(rubric: str) -> list[list[str]]:
     return rows or [[rubric]]
 
 
-def render_html(context: dict[str, Any]) -> str:
+def render_html(context: dict[str, Any], template: str = TEMPLATE) -> str:
+    """Render ``template`` (this report, or the feedback accuracy report that shares its style and
+    accuracy section: ``_report_style.html.j2``, ``_accuracy.html.j2``)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
         autoescape=True,
@@ -298,7 +300,7 @@ def render_html(context: dict[str, Any]) -> str:
     env.globals["heat"] = _heat
     env.globals["LABELS"] = LABELS
     env.globals["SHORT"] = SHORT
-    return env.get_template(TEMPLATE).render(**context)
+    return env.get_template(template).render(**context)
 
 
 def write_outputs(
