@@ -14,14 +14,19 @@ the same greenlet/thread and so the same context.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
 
 from lib.errors import BudgetExceededError, ForbiddenError
 from lib.keys import ANONYMOUS_KEY_ID, ROOT_KEY_ID, SCOPES, KeyCache, KeyRecord, KeyRepository
 from lib.ledger import CallContext, LedgerRecorder, LedgerWriter, monthly_spend
 from lib.ledger.report import next_month_start
+from lib.observability import Metrics
 from lib.providers.gateway import Gateway
 from lib.providers.routing import Route
 from lib.settings import Settings
@@ -89,8 +94,35 @@ def bind_principal(principal: Principal, route: str, request_id: str) -> None:
     current_call.set((principal, CallContext(principal.key_id, route, request_id)))
 
 
+class KeyMetrics:
+    """Prometheus counters per caller, labelled by key name (``root``, ``jwt``, ``anonymous``, a virtual
+    key's name): upstream calls by outcome, tokens, and list-price cost. Fed from each ledger row."""
+
+    def __init__(self, registry: CollectorRegistry, names: Callable[[str], str]) -> None:
+        self.names = names
+        self.calls = Counter(
+            "aiproxy_key_upstream_calls", "Upstream calls per caller", ["key", "outcome"], registry=registry
+        )
+        self.tokens = Counter(
+            "aiproxy_key_tokens", "Upstream tokens per caller", ["key", "type"], registry=registry
+        )
+        self.cost = Counter(
+            "aiproxy_key_cost_usd", "List-price cost per caller (USD)", ["key"], registry=registry
+        )
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        name = self.names(row["key_id"])
+        self.calls.labels(name, row["status"]).inc()
+        if row["prompt_tokens"]:
+            self.tokens.labels(name, "prompt").inc(row["prompt_tokens"])
+        if row["completion_tokens"]:
+            self.tokens.labels(name, "completion").inc(row["completion_tokens"])
+        if row["cost_usd"]:
+            self.cost.labels(name).inc(row["cost_usd"])
+
+
 class Accounts:
-    def __init__(self, settings: Settings, gateway: Gateway) -> None:
+    def __init__(self, settings: Settings, gateway: Gateway, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = Store.from_settings(settings)
         self.migrated = self._migrate()
@@ -110,6 +142,8 @@ class Accounts:
                 refresh_seconds=settings.key_cache_refresh_seconds,
                 spend_source=lambda: monthly_spend(self.store.engine, datetime.now(UTC).replace(tzinfo=None)),
             )
+        if metrics is not None:
+            self.writer.on_record = KeyMetrics(metrics.registry, self.key_name)
         charge = self.cache.add_spend if self.cache is not None else None
         gateway.observer = LedgerRecorder(self.writer, _call_context, inner=gateway.observer, charge=charge)
         gateway.guard = model_guard
@@ -124,6 +158,11 @@ class Accounts:
             )
             return False
         return True
+
+    def key_name(self, key_id: str) -> str:
+        """A caller's name for metrics: the virtual key's name, else its id (root, jwt, anonymous)."""
+        record = self.cache.by_id(key_id) if self.cache is not None else None
+        return record.name if record is not None else key_id
 
     def lookup(self, presented: str) -> KeyRecord | None:
         return self.cache.lookup(presented) if self.cache is not None else None

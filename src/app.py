@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["aiproxy"] = Services(settings=settings, gateway=gateway, metrics=metrics)
     # Store (migrated), virtual keys and the usage ledger; wraps the gateway's observer.
-    app.extensions[ACCOUNTS_EXTENSION] = Accounts(settings, gateway)
+    app.extensions[ACCOUNTS_EXTENSION] = Accounts(settings, gateway, metrics)
     Quota(settings, metrics).install(app, gateway)
     app.extensions[TOKENS_EXTENSION] = TokenVerifier.from_settings(settings)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,9 +58,13 @@ class LedgerWriter:
         self._closed = False
         self.dropped = 0
         self.written = 0
+        #: Called with each row as it is queued (per-caller metrics); must be as cheap as the append.
+        self.on_record: Callable[[dict[str, Any]], None] | None = None
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue one ledger row (hot path: an append)."""
+        if self.on_record is not None:
+            self.on_record(row)
         if len(self._rows) >= self.queue_max or self._closed:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:

@@ -231,3 +231,15 @@ def test_browser_token_calls_are_in_the_ledger(
     accounts(app).writer.flush()
     rows = client.get("/usage?key=jwt", headers=ROOT).json["rows"]  # one account for all tokens
     assert [(r["key"], r["calls"]) for r in rows] == [("jwt", 1)]
+
+
+def test_metrics_are_labelled_by_key_name(client: FlaskClient) -> None:
+    key = create(client, name="grading-jobs")["key"]
+    assert chat(client, key).status_code == 200
+    assert chat(client, API_KEY).status_code == 200
+    text = client.get("/metrics", headers=ROOT).get_data(as_text=True)
+    assert 'aiproxy_key_upstream_calls_total{key="grading-jobs",outcome="ok"} 1.0' in text
+    assert 'aiproxy_key_upstream_calls_total{key="root",outcome="ok"} 1.0' in text
+    assert 'aiproxy_key_tokens_total{key="grading-jobs",type="prompt"}' in text
+    assert 'aiproxy_key_cost_usd_total{key="grading-jobs"}' in text
+    assert key not in text
