@@ -9,7 +9,7 @@ Per simulated request, timed together as the request path pays them:
 2. limit check: ``Limiter.acquire`` with the key's RPM, TPM and concurrency (Redis on loopback --
    ``TEST_REDIS_URL`` or a ``redis-server`` started here -- then a SQLite file);
 3. ledger: the gateway observer's row for one upstream call (``LedgerRecorder.observe_upstream``:
-   price lookup, row, queue append; the database write happens in the background writer).
+   price lookup, row, per-key counters, queue append; the database write happens in the background).
 
 The lease release (after the last byte is sent) and the background ledger flush are off the request
 path and reported separately.  Target (issue 14): p50 <= 0.3 ms for SQLite and for Redis.
@@ -27,13 +27,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from prometheus_client import CollectorRegistry
+
 from lib.keys import KeyCache, KeyRepository, KeySpec
 from lib.ledger import CallContext, LedgerRecorder, LedgerWriter
 from lib.limits import Limits, SqliteLimiter, StoreLimiter
 from lib.limits.redis_limiter import RedisLimiter
 from lib.providers.base import Usage
 from lib.store import Store
-from src.accounts import check_virtual_key
+from src.accounts import KeyMetrics, check_virtual_key
 from tests.support.redis_server import RedisServer
 
 SECRET = "bench-key-hash-secret-0123456789abcdef"
@@ -52,6 +54,7 @@ def measure(tmp: Path, limiter: StoreLimiter, requests: int, n_keys: int) -> dic
     keys = [repo.create(spec) for _ in range(n_keys)]
     cache = KeyCache(repo, cache_file=tmp / "keys-cache.json", refresh_seconds=5)
     writer = LedgerWriter(store.engine, flush_seconds=0.2)
+    writer.on_record = KeyMetrics(CollectorRegistry(), lambda key_id: key_id)  # per-key /metrics, as served
     recorder = LedgerRecorder(writer, lambda: context, charge=cache.add_spend)
     context = CallContext("", "/v1/chat/completions", "bench")
     usage = Usage(120, 40)
