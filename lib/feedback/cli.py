@@ -22,8 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lib.errors import InvalidRequestError
+from lib.assessment.tester.options import IDENTIFIER_RULE, is_identifier
+from lib.assessment.tester.s3 import S3Store
+from lib.errors import AIProxyError, InvalidRequestError
 from lib.feedback.accuracy import render_report, summary
+from lib.feedback.dataset import build_dataset
 from lib.feedback.importer import import_csv
 from lib.feedback.records import parse_since
 from lib.feedback.retention import delete_expired
@@ -52,6 +55,18 @@ def register(sub: Any) -> None:
     _window(report, lesson_required=False)
     report.add_argument("--html", type=Path, help="also write the self-contained HTML report here")
     report.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    dataset = sub.add_parser("dataset", help="datasets from records").add_subparsers(
+        dest="action", required=True
+    )
+    build = dataset.add_parser(
+        "build", help="a rubric-tester dataset from records with code and teacher labels"
+    )
+    _window(build, lesson_required=True)
+    build.add_argument("--out", type=Path, required=True, help="the dataset folder, e.g. datasets/<name>/")
+    build.add_argument(
+        "--upload", action="store_true", help="also upload it to the rubric tester's S3 layout"
+    )
 
     records = sub.add_parser("records", help="assessment records").add_subparsers(
         dest="action", required=True
@@ -116,11 +131,34 @@ def _purge(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     return 0
 
 
+def _build(args: argparse.Namespace, store: Store, settings: Settings) -> int:
+    if not is_identifier(args.out.name):
+        print(
+            f"aiproxy-admin: the dataset name {args.out.name!r} is not a name ({IDENTIFIER_RULE})",
+            file=sys.stderr,
+        )
+        return 2
+    manifest = build_dataset(store.engine, lesson=args.lesson, since=args.since, out=args.out)
+    counts = manifest["counts"]
+    print(f"{args.out}: {counts['students']} students, version {manifest['version'][:16]}")
+    print(
+        "  left out: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items() if k not in ("students", "records_with_code"))
+    )
+    if args.upload:
+        s3 = S3Store(settings.rubric_tester_s3_bucket, settings.rubric_tester_s3_prefix)
+        rel = f"datasets/{args.out.name}"
+        uploaded = s3.upload_folder(args.out, rel)
+        print(f"  uploaded {uploaded} files to {s3.url(rel)}")
+    return 0
+
+
 Handler = Callable[[argparse.Namespace, Store, Settings], int]
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("feedback", "import"): _import,
     ("feedback", "report"): _report,
     ("records", "purge"): _purge,
+    ("dataset", "build"): _build,
 }
 
 
@@ -130,3 +168,6 @@ def run(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     except InvalidRequestError as exc:
         print(f"aiproxy-admin: {exc}", file=sys.stderr)
         return 2
+    except AIProxyError as exc:  # S3 unreachable or refusing
+        print(f"aiproxy-admin: {exc}", file=sys.stderr)
+        return 1

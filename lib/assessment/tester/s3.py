@@ -6,13 +6,13 @@ Layout: ``s3://<bucket>/<prefix>/{datasets,experiments,releases}/<name>/<lesson>
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from lib.errors import AIProxyError, AuthenticationError, InvalidRequestError, UpstreamUnavailableError
+from lib.fileio import swap_folder
 
 
 class S3Error(UpstreamUnavailableError):
@@ -94,14 +94,7 @@ class S3Store:
                     self.client.download_file(self.bucket, key, str(target))
                 except Exception as exc:  # noqa: BLE001
                     raise _translate(exc, f"downloading s3://{self.bucket}/{key}") from None
-            if dest.exists():
-                old = dest.with_name(f".{dest.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                os.replace(dest, old)
-                os.replace(staging, dest)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(staging, dest)
+            swap_folder(staging, dest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return len(files)
