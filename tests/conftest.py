@@ -28,6 +28,7 @@ for _var in ("AIPROXY_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "AIPROXY_AL
 #: One data directory (embedded SQLite database, key cache file) for the whole test session, so tests
 #: never write into the checkout's data/.
 TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="aiproxy-test-data-"))
+os.environ["DATA_DIR"] = str(TEST_DATA_DIR)  # also for settings built without make_settings
 
 
 def make_settings(**overrides: Any) -> Settings:
