@@ -25,7 +25,18 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _blueprints() -> list[Blueprint]:
-    from src.routes import admin, assessment, health, images, legacy, native, openai_compat, ops, responses
+    from src.routes import (
+        admin,
+        assessment,
+        collections,
+        health,
+        images,
+        legacy,
+        native,
+        openai_compat,
+        ops,
+        responses,
+    )
 
     return [
         health.bp,
@@ -37,6 +48,7 @@ def _blueprints() -> list[Blueprint]:
         ops.bp,
         assessment.bp,
         admin.bp,
+        collections.bp,
     ]
 
 

@@ -6,6 +6,8 @@ listed (health, model lists, the API docs) need no scope beyond being authentica
 
 from __future__ import annotations
 
+import re
+
 #: Path prefix -> scope; a prefix matches the path itself and anything under ``prefix/``.
 ROUTE_SCOPES: tuple[tuple[str, str], ...] = (
     ("/chat", "chat"),
@@ -21,11 +23,18 @@ ROUTE_SCOPES: tuple[tuple[str, str], ...] = (
     ("/metrics", "admin"),
     ("/usage", "admin"),
     ("/admin", "admin"),
+    ("/collections", "admin"),
 )
+#: Exceptions to the prefix table, checked first: querying a collection is part of chatting (writes,
+#: including deleting a document that happens to be named ``query``, stay ``admin``).
+_EXACT_SCOPES: tuple[tuple[re.Pattern[str], str], ...] = ((re.compile(r"/collections/[^/]+/query"), "chat"),)
 
 
 def route_scope(path: str) -> str | None:
     """The scope ``path`` needs, or None when any authenticated caller may call it."""
+    for pattern, scope in _EXACT_SCOPES:
+        if pattern.fullmatch(path):
+            return scope
     for prefix, scope in ROUTE_SCOPES:
         if path == prefix or path.startswith(prefix + "/"):
             return scope

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from lib.store import (
     Store,
     assessment_schema,  # noqa: F401 - registers its tables on the shared metadata
+    retrieval_schema,  # noqa: F401 - registers its tables on the shared metadata
 )
 from lib.store.db import MIGRATIONS
 from lib.store.schema import metadata

@@ -1,0 +1,206 @@
+"""Retrieval collections: create, add documents, query, delete (``lib/retrieval``).
+
+Writes need the ``admin`` scope and queries the ``chat`` scope (``src/scopes.py``).  Documents are
+embedded through the gateway with the collection's model, so an upstream failure maps to the same
+statuses as ``/embeddings``.  One ``Retrieval`` per app, on the app's store (``src/accounts.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify
+from pydantic import BaseModel, ConfigDict, Field
+
+from lib.errors import InvalidRequestError
+from lib.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from lib.retrieval.service import Retrieval, check_filter, hits_json
+from lib.retrieval.store import CollectionConflictError, CollectionStore
+from src.accounts import ACCOUNTS_EXTENSION
+from src.api import UPSTREAM_ERRORS, documented, parse_body, services
+from src.auth import require_auth
+from src.errors import error_response
+
+bp = Blueprint("collections", __name__)
+RETRIEVAL_EXTENSION = "aiproxy.retrieval"
+Scalar = str | int | float | bool | None
+
+
+def retrieval() -> Retrieval:
+    """The app's ``Retrieval`` (its per-worker indexes), made on first use."""
+    found: Retrieval | None = current_app.extensions.get(RETRIEVAL_EXTENSION)
+    if found is None:
+        store = current_app.extensions[ACCOUNTS_EXTENSION].store
+        found = current_app.extensions.setdefault(
+            RETRIEVAL_EXTENSION, Retrieval(CollectionStore(store.engine))
+        )
+    return found
+
+
+def embed_with_gateway(model: str, texts: Sequence[str]) -> list[list[float]]:
+    """The request's embedding call: the caller's deadline, key checks and ledger apply."""
+    return services().gateway.embed(model, list(texts), deadline=g.deadline).vectors
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1-100 letters, digits, `.`, `_`, `-`.", min_length=1, max_length=100)
+    model: str | None = Field(
+        None, description="Embedding model; default the configured one (`local` offline)."
+    )
+    chunk_tokens: int = Field(DEFAULT_CHUNK_TOKENS, ge=16, le=1000, description="cl100k tokens per chunk.")
+    chunk_overlap: int = Field(
+        DEFAULT_CHUNK_OVERLAP, ge=0, le=500, description="Tokens shared by neighbours."
+    )
+
+
+class CollectionOut(BaseModel):
+    name: str
+    model: str
+    dimensions: int | None
+    chunk_tokens: int
+    chunk_overlap: int
+    created: bool = Field(description="False when the collection already existed with these settings.")
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(
+        description="The document's id in the collection (re-sending it replaces it).",
+        min_length=1,
+        max_length=200,
+    )
+    text: str = Field(description="The document text (chunked, embedded).", min_length=1)
+    metadata: dict[str, Scalar] = Field(default_factory=dict, description="Scalar fields to filter on.")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    chunks: int
+    embedded: int = Field(description="Chunks embedded by this call (0 when the document was unchanged).")
+    unchanged: bool
+
+
+class QueryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, description="Text to search for (embedded with the collection's model).")
+    k: int = Field(5, ge=1, le=50, description="How many chunks to return.")
+    filter: dict[str, Scalar | list[Scalar]] | None = Field(
+        None, description="Document metadata that must match: `{field: value}` or `{field: [values]}`."
+    )
+
+
+class HitOut(BaseModel):
+    document_id: str
+    chunk: int = Field(description="Position of the chunk in its document (0-based).")
+    start: int = Field(description="Character offset of the chunk in the document text (inclusive).")
+    end: int = Field(description="Character offset (exclusive): the chunk is `text[start:end]`.")
+    score: float = Field(description="Cosine similarity.")
+    text: str
+    metadata: dict[str, Any]
+
+
+class QueryOut(BaseModel):
+    collection: str
+    model: str
+    data: list[HitOut]
+
+
+class DeletedOut(BaseModel):
+    deleted: str
+
+
+def _conflict(exc: CollectionConflictError) -> Response:
+    return error_response(409, exc.message, exc.kind, field=exc.field)
+
+
+@bp.post("/collections")
+@require_auth
+@documented(
+    "Create a retrieval collection (idempotent for the same settings)",
+    body=CollectionIn,
+    responses={200: CollectionOut, 201: CollectionOut},
+    errors=(400, 401, 403, 409),
+    tags=("retrieval",),
+    description="201 created, 200 already there with the same settings, 409 there with other settings.",
+)
+def create_collection() -> Response | tuple[Response, int]:
+    body = parse_body(CollectionIn)
+    if body.chunk_overlap >= body.chunk_tokens:
+        raise InvalidRequestError("chunk_overlap must be smaller than chunk_tokens", field="chunk_overlap")
+    model = body.model or services().gateway.default_model("embedding")
+    try:
+        coll, created = retrieval().store.create(body.name, model, body.chunk_tokens, body.chunk_overlap)
+    except CollectionConflictError as exc:
+        return _conflict(exc)
+    out = {k: getattr(coll, k) for k in ("name", "model", "dimensions", "chunk_tokens", "chunk_overlap")}
+    return jsonify({**out, "created": created}), 201 if created else 200
+
+
+@bp.delete("/collections/<name>")
+@require_auth
+@documented(
+    "Delete a collection and its documents",
+    responses={200: DeletedOut},
+    errors=(401, 403, 404),
+    tags=("retrieval",),
+)
+def delete_collection(name: str) -> Response:
+    svc = retrieval()
+    svc.store.delete(name)
+    svc.forget(name)
+    return jsonify({"deleted": name})
+
+
+@bp.post("/collections/<name>/documents")
+@require_auth
+@documented(
+    "Add or replace a document (chunked, only changed chunks embedded)",
+    body=DocumentIn,
+    responses={200: DocumentOut},
+    errors=(*UPSTREAM_ERRORS, 403, 404),
+    tags=("retrieval",),
+)
+def add_document(name: str) -> Response:
+    body = parse_body(DocumentIn)
+    svc = retrieval()
+    coll = svc.store.get(name)
+    g.model = coll.model
+    result = svc.store.upsert(coll, body.id, body.text, dict(body.metadata), embed_with_gateway)
+    return jsonify(
+        {
+            "id": result.doc_id,
+            "chunks": result.chunks,
+            "embedded": result.embedded,
+            "unchanged": result.unchanged,
+        }
+    )
+
+
+@bp.delete("/collections/<name>/documents/<path:doc_id>")
+@require_auth
+@documented("Delete a document", responses={200: DeletedOut}, errors=(401, 403, 404), tags=("retrieval",))
+def delete_document(name: str, doc_id: str) -> Response:
+    svc = retrieval()
+    svc.store.delete_document(svc.store.get(name), doc_id)
+    return jsonify({"deleted": doc_id})
+
+
+@bp.post("/collections/<name>/query")
+@require_auth
+@documented(
+    "The chunks nearest to a query",
+    body=QueryIn,
+    responses={200: QueryOut},
+    errors=(*UPSTREAM_ERRORS, 403, 404),
+    tags=("retrieval",),
+)
+def query(name: str) -> Response:
+    body = parse_body(QueryIn)
+    svc = retrieval()
+    where = check_filter(body.filter)
+    model = svc.live(name).collection.model
+    g.model = model
+    hits = svc.query_text(name, body.query, body.k, embed_with_gateway, where)
+    return jsonify({"collection": name, "model": model, "data": hits_json(hits)})
