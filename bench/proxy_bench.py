@@ -1,7 +1,14 @@
 """Service-core benchmark: the proxy under gunicorn against a loopback OpenAI stand-in.
 
-    .venv/bin/python bench/proxy_bench.py [--only overhead,floor,throughput,concurrency,startup]
+    .venv/bin/python bench/proxy_bench.py [--mock ours|aiohttp|both]
+                                          [--only overhead,floor,throughput,concurrency,startup]
                                           [--json out.json]
+    .venv/bin/python bench/proxy_bench.py --only streams [--streams 5000 --stream-seconds 30]
+
+Every section runs against each stand-in named by ``--mock`` (default both), so a figure never depends
+on one mock: ``ours`` is tests/support/openai_mock.py (threaded http.server), ``aiohttp`` is
+tests/support/aiohttp_openai.py (asyncio, written independently, with its own in-flight counter).
+Each runs in its own process so that it does not share the GIL with the load client.
 
 1. overhead    added latency of the proxy over calling the mock directly, interleaved request by request,
                for chat and embeddings (target p50 <= 1.5 ms, p99 <= 5 ms)
@@ -10,18 +17,25 @@
 2. throughput  requests/s at 32 concurrent keep-alive clients through the proxy (target >= 250/s);
                uses wrk when installed (apt-get install wrk), else a Python client
 3. concurrency 1000 concurrent chat requests to a mock that takes 2 s (target: 0 errors, wall <= 4 s,
-               peak RSS of the whole service <= 300 MB)
+               peak RSS of the whole service <= 300 MB), sent by an asyncio client (one connection
+               each) that also sends the same burst straight to the mock, for reference
 4. startup     time from launching gunicorn to the first healthy answer on GET / (target <= 2 s)
+5. streams     (not in the default run: about a minute, thousands of sockets) 5,000 concurrent
+               streamed chats that each last 30 s (target: 0 errors, peak RSS <= 1 GB); loopback only,
+               bounded: whatever has not finished 60 s after the streams should have ends as an error
 
-The mock runs in its own process so that it does not share the GIL with the load client.
+The service runs as bin/serve runs it (2 gevent workers here, INFO logging); sections 3 and 5 raise
+GUNICORN_WORKER_CONNECTIONS and UPSTREAM_POOL_SIZE where the burst needs more than their defaults.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -29,6 +43,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,32 +51,29 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.server import Service, free_port  # noqa: E402
+from tests.support.server import Service  # noqa: E402
 
 KEY = "bench-key"
 CHAT = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hello benchmark"}]}).encode()
 EMBED = json.dumps({"model": "text-embedding-3-small", "input": "hello benchmark"}).encode()
 
 
+MOCKS = {"ours": "tests.support.openai_mock", "aiohttp": "tests.support.aiohttp_openai"}
+# Both stand-ins accept it; the aiohttp one, like OpenAI, refuses a call without a bearer key.
+DIRECT_AUTH = "Bearer sk-bench"
+
+
 class MockProcess:
-    def __init__(self, delay: float = 0.0) -> None:
-        self.port = free_port()
+    def __init__(self, kind: str, delay: float = 0.0) -> None:
+        self.kind = kind
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.support.openai_mock",
-                "--port",
-                str(self.port),
-                "--delay",
-                str(delay),
-            ],
+            [sys.executable, "-m", MOCKS[kind], "--port", "0", "--delay", str(delay)],
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None
-        self.proc.stdout.readline()  # the port: the server is listening
+        self.port = int(self.proc.stdout.readline())  # the port: the server is listening
 
     @property
     def base_url(self) -> str:
@@ -69,7 +81,7 @@ class MockProcess:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(5)
+        self.proc.wait(10)
 
 
 def _service(mock: MockProcess, workers: int = 2, **env: str) -> Service:
@@ -91,9 +103,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _post(conn: http.client.HTTPConnection, path: str, body: bytes, auth: bool) -> float:
-    headers = {"Content-Type": "application/json"}
-    if auth:
-        headers["Authorization"] = KEY
+    headers = {"Content-Type": "application/json", "Authorization": KEY if auth else DIRECT_AUTH}
     started = time.perf_counter()
     conn.request("POST", path, body, headers)
     resp = conn.getresponse()
@@ -129,8 +139,8 @@ def _interleaved(mock: MockProcess, port: int, path: str, body: bytes, n: int) -
     }
 
 
-def overhead(n: int = 2000) -> dict[str, Any]:
-    mock = MockProcess()
+def overhead(kind: str, n: int = 2000) -> dict[str, Any]:
+    mock = MockProcess(kind)
     try:
         with _service(mock, workers=1) as svc:
             return {
@@ -141,10 +151,10 @@ def overhead(n: int = 2000) -> dict[str, Any]:
         mock.stop()
 
 
-def floor(n: int = 2000) -> dict[str, Any]:
+def floor(kind: str, n: int = 2000) -> dict[str, Any]:
     """The same measurement for bench/floor_app.py: Flask + the openai SDK under the service's
     gunicorn config, with none of aiproxy's features. What the service adds beyond this is theirs."""
-    mock = MockProcess()
+    mock = MockProcess(kind)
     try:
         svc = _service(mock, workers=1)
         svc.app = "bench.floor_app:app"
@@ -184,8 +194,8 @@ def _python_load(port: int, clients: int, seconds: float) -> tuple[int, int]:
     return ok, errors
 
 
-def throughput(clients: int = 32, seconds: int = 15) -> dict[str, Any]:
-    mock = MockProcess()
+def throughput(kind: str, clients: int = 32, seconds: int = 15) -> dict[str, Any]:
+    mock = MockProcess(kind)
     try:
         with _service(mock, workers=2) as svc:
             _python_load(svc.port, 4, 2)  # warm-up
@@ -272,65 +282,172 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def concurrency(requests: int = 1000, delay: float = 2.0) -> dict[str, Any]:
-    mock = MockProcess(delay=delay)
+class PeakRSS:
+    """Samples the resident memory of a process tree every 50 ms while in a ``with`` block."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.idle_kb = _tree_rss_kb(pid)
+        self.peak_kb = self.idle_kb
+        self._running = False
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while self._running:
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRSS:
+        self._running = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._running = False
+        self._thread.join()
+
+    def figures(self) -> dict[str, float]:
+        return {"idle_rss_mb": round(self.idle_kb / 1024, 1), "peak_rss_mb": round(self.peak_kb / 1024, 1)}
+
+
+def _request_bytes(body: bytes, auth: str, *, close: bool = False) -> bytes:
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: {auth}\r\nContent-Length: {len(body)}\r\n"
+        + ("Connection: close\r\n" if close else "")
+        + "\r\n"
+    )
+    return head.encode() + body
+
+
+async def _one_call(port: int, request: bytes, start: asyncio.Event, stream: bool) -> str:
+    """One request on its own connection; "ok" or what went wrong. A plain answer is read by its
+    Content-Length; a stream (sent with Connection: close) to the end, and must hold [DONE] and no
+    error event."""
+    await start.wait()
     try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    except OSError as exc:
+        return f"connect: {type(exc).__name__}"
+    try:
+        writer.write(request)
+        await writer.drain()
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        body = await reader.read() if stream else await reader.readexactly(length)
+        if status != 200:
+            return f"HTTP {status}"
+        if stream and (b"data: [DONE]" not in body or b'"error"' in body):
+            return "stream without [DONE] or with an error event"
+        return "ok"
+    except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
+        return type(exc).__name__
+    finally:
+        writer.close()
+
+
+async def _burst_async(
+    port: int, request: bytes, n: int, stream: bool, limit: float
+) -> tuple[float, list[str]]:
+    start = asyncio.Event()
+    tasks = [asyncio.create_task(_one_call(port, request, start, stream)) for _ in range(n)]
+    await asyncio.sleep(0.2)  # every task is waiting on the start line
+    started = time.monotonic()
+    start.set()
+    done, pending = await asyncio.wait(tasks, timeout=limit)
+    for task in pending:
+        task.cancel()
+    wall = time.monotonic() - started
+    outcomes = [t.result() for t in done] + ["did not finish in time"] * len(pending)
+    return wall, outcomes
+
+
+def burst(
+    port: int, body: bytes, n: int, *, auth: str = KEY, stream: bool = False, limit: float = 60.0
+) -> dict[str, Any]:
+    """``n`` requests at once, each on its own connection, from one asyncio client (cheap enough that
+    the client is not what is measured: the same burst straight to a mock is the reference)."""
+    wall, outcomes = asyncio.run(
+        _burst_async(port, _request_bytes(body, auth, close=stream), n, stream, limit)
+    )
+    errors = [o for o in outcomes if o != "ok"]
+    summary: dict[str, Any] = {"wall_s": round(wall, 2), "errors": len(errors)}
+    if errors:
+        summary["error_kinds"] = dict(Counter(errors).most_common(5))
+    return summary
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # one descriptor per connection
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def concurrency(kind: str, requests: int = 1000, delay: float = 2.0) -> dict[str, Any]:
+    _raise_nofile()
+    mock = MockProcess(kind, delay=delay)
+    try:
+        direct = burst(mock.port, CHAT, requests, auth=DIRECT_AUTH)
         with _service(mock, workers=2) as svc:
             assert svc.proc is not None
             # warm both workers (imports, pools) so the measurement is steady state
-            _python_load(svc.port, 8, delay + 0.5)
-            peak = 0
-            sampling = True
-
-            def sample() -> None:
-                nonlocal peak
-                while sampling:
-                    peak = max(peak, _tree_rss_kb(svc.proc.pid))  # type: ignore[union-attr]
-                    time.sleep(0.05)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            idle_rss = _tree_rss_kb(svc.proc.pid)
-            results: list[int] = []
-            lock = threading.Lock()
-            barrier = threading.Barrier(requests)
-
-            def one() -> None:
-                conn = http.client.HTTPConnection("127.0.0.1", svc.port, timeout=30)
-                try:
-                    barrier.wait()
-                    _post(conn, "/v1/chat/completions", CHAT, True)
-                    status = 200
-                except Exception:
-                    status = 0
-                finally:
-                    conn.close()
-                with lock:
-                    results.append(status)
-
-            threads = [threading.Thread(target=one, daemon=True) for _ in range(requests)]
-            for t in threads:
-                t.start()
-            started = time.monotonic()
-            for t in threads:
-                t.join(60)
-            wall = time.monotonic() - started
-            sampling = False
-            sampler.join()
+            for _ in range(3):
+                burst(svc.port, CHAT, 64)
+            with PeakRSS(svc.proc.pid) as rss:
+                proxied = burst(svc.port, CHAT, requests)
             return {
                 "requests": requests,
                 "upstream_delay_s": delay,
-                "errors": sum(1 for s in results if s != 200) + (requests - len(results)),
-                "wall_s": round(wall, 2),
-                "idle_rss_mb": round(idle_rss / 1024, 1),
-                "peak_rss_mb": round(peak / 1024, 1),
+                **proxied,
+                "direct_wall_s": direct["wall_s"],
+                **rss.figures(),
             }
     finally:
         mock.stop()
 
 
-def startup(runs: int = 5) -> dict[str, Any]:
-    mock = MockProcess()
+STREAM_CHAT = json.dumps(
+    {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "stream a long answer please"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+).encode()
+
+
+def streams(kind: str, count: int = 5000, seconds: float = 30.0) -> dict[str, Any]:
+    """``count`` streamed chats at once, each lasting ``seconds`` upstream (the aiohttp stand-in
+    spreads the time over the chunks; ours waits, then sends them)."""
+    _raise_nofile()
+    mock = MockProcess(kind, delay=seconds)
+    per_worker = str(count // 2 + 500)
+    try:
+        with _service(
+            mock, workers=2, GUNICORN_WORKER_CONNECTIONS=per_worker, UPSTREAM_POOL_SIZE=per_worker
+        ) as svc:
+            assert svc.proc is not None
+            # No warm-up: the mock's delay would apply to it too; a worker's first call (imports)
+            # costs about a second of a 30-s stream.
+            with PeakRSS(svc.proc.pid) as rss:
+                result = burst(svc.port, STREAM_CHAT, count, stream=True, limit=seconds + 60)
+            return {
+                "streams": count,
+                "stream_seconds": seconds,
+                "worker_connections": int(per_worker),
+                **result,
+                **rss.figures(),
+            }
+    finally:
+        mock.stop()
+
+
+def startup(kind: str, runs: int = 5) -> dict[str, Any]:
+    mock = MockProcess(kind)
     times = []
     try:
         for _ in range(runs):
@@ -367,19 +484,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--only", default="overhead,floor,throughput,concurrency,startup")
+    parser.add_argument("--mock", choices=("ours", "aiohttp", "both"), default="both")
+    parser.add_argument("--streams", type=int, default=5000, help="section streams: how many at once")
+    parser.add_argument("--stream-seconds", type=float, default=30.0, help="section streams: each lasts")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    sections: dict[str, Callable[[], dict[str, Any]]] = {
+    sections: dict[str, Callable[[str], dict[str, Any]]] = {
         "overhead": overhead,
         "floor": floor,
         "throughput": throughput,
         "concurrency": concurrency,
         "startup": startup,
+        "streams": lambda kind: streams(kind, args.streams, args.stream_seconds),
     }
+    kinds = ["ours", "aiohttp"] if args.mock == "both" else [args.mock]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-    for name in args.only.split(","):
-        results[name] = sections[name]()
-        print(name, json.dumps(results[name]), flush=True)
+    for kind in kinds:
+        for name in args.only.split(","):
+            results.setdefault(kind, {})[name] = sections[name](kind)
+            print(kind, name, json.dumps(results[kind][name]), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_suffix(".tmp")

@@ -216,3 +216,16 @@ def test_is_readable_reports_data_end_of_file_and_closed_sockets() -> None:
         a.close()
     assert is_readable(a) is True  # closed here: fileno() is -1
     assert is_readable(None) is True
+
+
+def test_provider_builds_the_sdk_platform_headers_once_up_front(upstream: AiohttpOpenAI) -> None:
+    """The SDK's first call would run `uname -p` in a subprocess (a gevent yield): concurrent first
+    calls of a cold worker each started one. The provider builds them while it is being created."""
+    from openai import _base_client
+
+    from lib.providers.openai import OpenAIProvider
+    from tests.conftest import make_settings
+
+    _base_client.platform_headers.cache_clear()
+    OpenAIProvider(make_settings(openai_api_key="sk-cold", openai_base_url=upstream.base_url))
+    assert _base_client.platform_headers.cache_info().currsize == 1

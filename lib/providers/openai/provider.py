@@ -320,6 +320,11 @@ class OpenAIProvider:
         )
         # Absolute URLs: the SDK then skips re-deriving them from base_url on every call.
         self._urls = {path: f"{self.client.base_url}{path}" for path in ("chat/completions", "embeddings")}
+        # The SDK builds its platform headers on the first call (then caches them), running
+        # `uname -p` in a subprocess, which yields under gevent: every call that arrived meanwhile
+        # started its own, so a cold worker forked once per waiting call (300 concurrent first
+        # streams took 36 s instead of 8). Built here, once, while the gateway holds its lock.
+        self.client.platform_headers()
 
     # --- helpers --------------------------------------------------------------------------------
     def _headers(self, api_key: str | None) -> Mapping[str, str | openai.Omit]:
