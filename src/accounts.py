@@ -14,6 +14,7 @@ the same greenlet/thread and so the same context.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -122,10 +123,17 @@ class KeyMetrics:
 
 
 class Accounts:
+    #: While the database is unreachable, how often to try the start-up migration again (s).
+    MIGRATE_RETRY_SECONDS = 5.0
+
     def __init__(self, settings: Settings, gateway: Gateway, metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.store = Store.from_settings(settings)
+        self._closed = threading.Event()
         self.migrated = self._migrate()
+        if not self.migrated:
+            # Once the database is back, migrate it: the queued ledger rows then have their table.
+            threading.Thread(target=self._migrate_when_reachable, name="aiproxy-migrate", daemon=True).start()
         self.writer = LedgerWriter(
             self.store.engine,
             flush_seconds=settings.ledger_flush_seconds,
@@ -148,16 +156,24 @@ class Accounts:
         gateway.observer = LedgerRecorder(self.writer, _call_context, inner=gateway.observer, charge=charge)
         gateway.guard = model_guard
 
-    def _migrate(self) -> bool:
+    def _migrate(self, *, retry: bool = False) -> bool:
         try:
             self.store.migrate()
         except Exception as exc:  # noqa: BLE001 - a database outage must not stop the service
-            log.error(
-                "database unavailable at start-up: root key only, virtual keys from the cache file",
-                extra={"error": type(exc).__name__, "database": self.store.describe()},
-            )
+            if not retry:
+                log.error(
+                    "database unavailable at start-up: root key only, virtual keys from the cache file",
+                    extra={"error": type(exc).__name__, "database": self.store.describe()},
+                )
             return False
         return True
+
+    def _migrate_when_reachable(self) -> None:
+        while not self._closed.wait(self.MIGRATE_RETRY_SECONDS):
+            if self._migrate(retry=True):
+                self.migrated = True
+                log.warning("database reachable again: migrated", extra={"database": self.store.describe()})
+                return
 
     def key_name(self, key_id: str) -> str:
         """A caller's name for metrics: the virtual key's name, else its id (root, jwt, anonymous)."""
@@ -172,6 +188,7 @@ class Accounts:
 
     def close(self) -> None:
         """Write every queued ledger row (gunicorn's worker_exit hook calls this on SIGTERM)."""
+        self._closed.set()
         if self.cache is not None:
             self.cache.stop()
         self.writer.close()

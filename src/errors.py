@@ -46,6 +46,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "provider_not_installed": 503,
     "capacity": 503,
     "keys_disabled": 503,
+    "database_unavailable": 503,
     "timeout": 504,
 }
 

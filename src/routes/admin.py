@@ -8,9 +8,11 @@ A key's plaintext appears in exactly one response: the one that created or rotat
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, time
 from typing import Literal
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.datastructures import MultiDict
@@ -21,8 +23,10 @@ from lib.ledger import usage_report
 from src.accounts import ACCOUNTS_EXTENSION, Accounts
 from src.api import documented, parse_body
 from src.auth import require_auth
+from src.errors import error_response
 
 bp = Blueprint("admin", __name__)
+log = logging.getLogger("aiproxy.admin")
 
 
 class KeysDisabledError(AIProxyError):
@@ -82,6 +86,16 @@ class UsageRow(BaseModel):
 class UsageOut(BaseModel):
     by: str
     rows: list[UsageRow]
+
+
+@bp.errorhandler(sa.exc.DBAPIError)
+def _database_unavailable(exc: sa.exc.DBAPIError) -> Response:
+    """The database cannot be reached (or refused the statement): 503, never a 500 with a traceback.
+    Serving is unaffected (keys come from the cache, the ledger keeps its rows); only admin waits."""
+    log.warning("admin: database error", extra={"error": type(exc.orig).__name__})
+    return error_response(
+        503, "the database is unavailable; try again shortly", "database_unavailable", retry_after=5
+    )
 
 
 def _accounts() -> Accounts:
@@ -168,7 +182,7 @@ def rotate_key(key_id: str) -> Response:
     "Usage from the ledger: calls, errors, tokens and cost by key, model or day",
     query=UsageQuery,
     responses={200: UsageOut},
-    errors=(400, 403),
+    errors=(400, 403, 503),
     tags=("admin",),
 )
 def usage() -> Response:

@@ -4,6 +4,7 @@ expiry, budgets and /usage -- against the loopback OpenAI stand-in (real SDK), S
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,67 @@ def test_metrics_are_labelled_by_key_name(client: FlaskClient) -> None:
     assert 'aiproxy_key_tokens_total{key="grading-jobs",type="prompt"}' in text
     assert 'aiproxy_key_cost_usd_total{key="grading-jobs"}' in text
     assert key not in text
+
+
+def test_a_database_back_after_start_up_is_migrated_and_gets_the_queued_rows(
+    openai_mock: OpenAIMock,
+    tmp_path: Path,
+    app_factory: Callable[..., Flask],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL reachable but the database missing at start-up (as after a restore): the service
+    answers, keeps the ledger rows, and once the database exists migrates it and writes them."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    from tests.support.databases import require_server
+
+    base = require_server("TEST_DATABASE_URL", "PostgreSQL")
+    name = "aiproxy_late_" + secrets.token_hex(4)
+    url = sa.make_url(base).set(database=name).render_as_string(hide_password=False)
+    monkeypatch.setattr(Accounts, "MIGRATE_RETRY_SECONDS", 0.1)
+    app = app_factory(
+        make_settings(
+            openai_api_key="sk-test",
+            openai_base_url=openai_mock.base_url,
+            data_dir=tmp_path,
+            database_url=url,
+            default_chat_model="gpt-4o-mini",
+            ledger_flush_seconds=0.05,
+        )
+    )
+    client = app.test_client()
+    assert not accounts(app).migrated
+    assert chat(client, API_KEY).status_code == 200  # root key: no database needed
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = client.get("/usage?key=root", headers=ROOT).json["rows"] if accounts(app).migrated else []
+            if rows:
+                break
+            time.sleep(0.05)
+        assert accounts(app).migrated
+        assert rows[0]["calls"] == 1  # the row queued while the database was missing
+    finally:
+        accounts(app).close()
+        accounts(app).store.dispose()
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def test_admin_routes_answer_503_while_the_database_is_down(
+    openai_mock: OpenAIMock, tmp_path: Path, app_factory: Callable[..., Flask]
+) -> None:
+    from tests.store.test_keys import UNREACHABLE
+
+    app = app_factory(make_settings(data_dir=tmp_path, key_hash_secret=SECRET, database_url=UNREACHABLE))
+    client = app.test_client()
+    for r in (client.get("/admin/keys", headers=ROOT), client.get("/usage", headers=ROOT)):
+        assert r.status_code == 503 and r.json["kind"] == "database_unavailable"
+        assert r.headers["Retry-After"] == "5"
+    accounts(app).close()
