@@ -4,8 +4,8 @@
 reports every upstream call -- each retry, each fallback, each stream when it ends -- with its model,
 usage, latency and outcome.  The recorder adds who asked (key id, route, request id: from a
 ``context`` callable the web layer supplies, so this module knows nothing about Flask), prices the
-tokens, charges the key's in-memory spend and queues the row.  It then passes the call on to the
-next observer (metrics), so the gateway keeps a single observer.
+tokens (and generated images, per image), charges the key's in-memory spend and queues the row.  It
+then passes the call on to the next observer (metrics), so the gateway keeps a single observer.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lib.assessment.tester.estimate import price_for
+from lib.errors import AIProxyError
 from lib.ledger.writer import LedgerWriter
 from lib.providers.base import Usage
 from lib.providers.gateway import UpstreamObserver
+from lib.providers.routing import resolve_model
 
 #: The registry's price per model name, looked up once per name (the hot path pays a dict lookup).
 _price = functools.lru_cache(maxsize=1024)(price_for)
@@ -30,6 +32,27 @@ def cost_usd(model: str, prompt_tokens: int, completion_tokens: int) -> float | 
     if price is None:
         return None
     return (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+
+
+@functools.lru_cache(maxsize=256)
+def image_price(model: str) -> float | None:
+    """List price per image of an image model (its spec's ``ImageModel``), None when unknown."""
+    try:
+        route = resolve_model(model)
+        rules = route.spec.images(route.model_id)
+    except AIProxyError:  # not routable, or a provider without image models
+        return None
+    return rules.usd_per_image if rules is not None else None
+
+
+def call_cost(model: str, usage: Usage) -> float | None:
+    """Tokens at the model's token price plus images at its per-image price (None: no known price)."""
+    cost = cost_usd(model, usage.prompt_tokens, usage.completion_tokens)
+    if usage.images:
+        per_image = image_price(model)
+        if per_image is not None:
+            cost = (cost or 0.0) + usage.images * per_image
+    return cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +100,7 @@ class LedgerRecorder:
             return
         prompt = usage.prompt_tokens if usage is not None else 0
         completion = usage.completion_tokens if usage is not None else 0
-        cost = cost_usd(model, prompt, completion)
+        cost = call_cost(model, usage) if usage is not None else cost_usd(model, 0, 0)
         now = datetime.now(UTC).replace(tzinfo=None)
         self.writer.record(
             {

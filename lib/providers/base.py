@@ -163,6 +163,8 @@ class ChatRequest:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Images generated (image routes): most image models are billed per image, not per token.
+    images: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -172,14 +174,18 @@ class Usage:
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.completion_tokens + other.completion_tokens,
+            self.images + other.images,
         )
 
     def as_dict(self) -> dict[str, int]:
-        return {
+        out = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.images:
+            out["images"] = self.images
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline
-from lib.providers.images import ImageRequest, ImageResult
+from lib.providers.images import ImageRequest, ImageResult, counted
 from lib.providers.registry import REGISTRY, Registry
 from lib.providers.routing import Route, resolve_model
 from lib.settings import (
@@ -306,7 +306,8 @@ class Gateway:
         checked = rules.check(replace(request, model=route.model_id), route.name)
         prov = self.provider(route.provider)
         return self._with_retries(
-            lambda: self._observed(route, "images", lambda: prov.generate_images(checked, deadline)), deadline
+            lambda: self._observed(route, "images", lambda: counted(prov.generate_images(checked, deadline))),
+            deadline,
         )
 
     def list_models(self, provider: str, *, api_key: str | None = None) -> list[ModelInfo]:

@@ -104,6 +104,11 @@ def _one_of(value: str | None, allowed: tuple[str, ...], fld: str, name: str) ->
     )
 
 
+def counted(result: ImageResult) -> ImageResult:
+    """``result`` with its usage counting its images (what the ledger prices per image)."""
+    return replace(result, usage=replace(result.usage, images=len(result.images)))
+
+
 def dimensions(size: str) -> tuple[int, int]:
     """``"1024x768"`` -> ``(1024, 768)`` (sizes were checked against the model's list)."""
     width, _, height = size.partition("x")

@@ -84,7 +84,7 @@ def test_native_images(client: FlaskClient) -> None:
         and out["model"] == "stability.stable-diffusion-xl-v1"
     )
     assert out["images"][0]["seed"] == 4 and out["images"][0]["index"] == 0
-    assert out["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    assert out["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "images": 1}
     blocked = client.post("/images", json={**body, "prompt": iu.BLOCKED_WORD}, headers=AUTH)
     assert blocked.status_code == 400 and blocked.json is not None
     assert blocked.json["kind"] == "content_policy" and "CONTENT_FILTERED" in blocked.json["error"]

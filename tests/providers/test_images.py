@@ -68,6 +68,7 @@ def test_titan_text_image_body_and_images(gateway: Gateway, mocks: tuple[bm.Bedr
         gateway, TITAN, n=3, size="768x1152", quality="premium", seed=5, negative_prompt="blurry, text"
     )
     assert [img.size for img in decoded(result)] == [(768, 1152)] * 3
+    assert result.usage.images == 3  # what the ledger prices per image
     assert result.provider == "bedrock" and result.model == "amazon.titan-image-generator-v2:0"
     (call,) = mocks[0].calls(bm.INVOKE)
     assert call.model_id == "amazon.titan-image-generator-v2:0"
@@ -214,3 +215,24 @@ def test_gpt_image_1_counts_tokens(gateway: Gateway, mocks: tuple[bm.BedrockMock
     assert [img.size for img in decoded(result)] == [(1024, 1536)] * 2
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (12, 544)
     assert "response_format" not in mocks[1].calls(iu.IMAGES)[0].json
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+
+def test_ledger_prices_images_per_image() -> None:
+    from lib.ledger.recorder import CallContext, LedgerRecorder
+    from lib.providers.base import Usage
+
+    rows = Rows()
+    recorder = LedgerRecorder(rows, lambda: CallContext("key1", "/images", "r1"))  # type: ignore[arg-type]
+    seen = {"provider": "bedrock", "operation": "images", "latency_s": 1.0, "error_kind": None}
+    recorder.observe_upstream(model=NOVA, usage=Usage(images=2), **seen)
+    recorder.observe_upstream(model="gpt-image-1", usage=Usage(12, 544, images=2), **seen)
+    recorder.observe_upstream(model="sagemaker.x", usage=Usage(images=1), **seen)
+    assert [r["cost_usd"] for r in rows.rows] == [pytest.approx(0.08), pytest.approx(0.084), None]
