@@ -3,8 +3,10 @@
 SageMaker's own codes are decided here; everything else (throttling, credentials, transport, parser
 failures) is what the Bedrock translation already knows about AWS, reused with SageMaker's name:
 
-- ``ModelError`` (HTTP 424: the container answered an error) -> 502 ``invalid_upstream_response``,
-  or 413 ``context_too_long`` when the container says the input is too long;
+- ``ModelError`` (HTTP 424: the container answered an error) -> 413 ``context_too_long`` when the
+  container says the input is too long, 400 ``invalid_request`` when it refused the request (its
+  ``OriginalStatusCode`` is 4xx: a parameter it does not take), 429 when it is busy, else 502
+  ``invalid_upstream_response``;
 - ``ValidationError`` "Endpoint ... not found" / "Inference Component ... not found" -> 400
   ``unknown_model`` naming the model; other ``ValidationError`` -> 400 ``invalid_request``;
 - ``ThrottlingException`` -> 429 ``rate_limited``; ``ServiceUnavailable``, ``InternalFailure``,
@@ -25,7 +27,9 @@ from botocore import exceptions as bce
 from lib.errors import (
     AIProxyError,
     ContextTooLongError,
+    InvalidRequestError,
     InvalidUpstreamResponseError,
+    RateLimitedError,
     UnknownModelError,
     UpstreamUnavailableError,
 )
@@ -37,7 +41,8 @@ TITLE = "SageMaker"
 
 _NOT_FOUND = re.compile(r"(endpoint|inference component)\b.*\bnot found", re.IGNORECASE | re.DOTALL)
 _TOO_LONG = re.compile(
-    r"must be <=|too long|maximum context length|exceeds? .{0,30}(context|tokens)|input validation error",
+    r"max_new_tokens.{0,10} must be <=|must have less than \d+ (input )?tokens|too long"
+    r"|maximum context length|exceeds? .{0,30}(context|tokens)|longer than the (model|maximum)",
     re.IGNORECASE,
 )
 _UNAVAILABLE = {
@@ -75,6 +80,15 @@ def translate(exc: BaseException, model: str) -> AIProxyError:
             if _TOO_LONG.search(original or message):
                 return ContextTooLongError(
                     f"SageMaker {code}: the input is too long for endpoint {model}: {detail}", **kw
+                )
+            container = response.get("OriginalStatusCode")
+            if container == 429:
+                return RateLimitedError(f"SageMaker {code}: the container of endpoint {model} is busy", **kw)
+            if isinstance(container, int) and 400 <= container < 500:
+                return InvalidRequestError(
+                    f"SageMaker {code}: the model container of endpoint {model} refused the request "
+                    f"(HTTP {container}): {detail}",
+                    **kw,
                 )
             return InvalidUpstreamResponseError(
                 f"SageMaker {code}: the model container of endpoint {model} failed"
