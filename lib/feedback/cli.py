@@ -27,6 +27,7 @@ from lib.assessment.tester.s3 import S3Store
 from lib.errors import AIProxyError, InvalidRequestError
 from lib.feedback.accuracy import render_report, summary
 from lib.feedback.dataset import build_dataset
+from lib.feedback.finetune import FORMATS, export_finetune
 from lib.feedback.importer import import_csv
 from lib.feedback.records import parse_since
 from lib.feedback.retention import delete_expired
@@ -67,6 +68,14 @@ def register(sub: Any) -> None:
     build.add_argument(
         "--upload", action="store_true", help="also upload it to the rubric tester's S3 layout"
     )
+
+    tune = dataset.add_parser("export-finetune", help="train/validation JSONL for fine-tuning")
+    tune.add_argument("--format", required=True, choices=FORMATS)
+    _window(tune, lesson_required=False)
+    tune.add_argument("--out", type=Path, required=True, help="folder for train.jsonl and validation.jsonl")
+    tune.add_argument("--validation-percent", type=int, default=10, choices=range(0, 51), metavar="0-50")
+    tune.add_argument("--base-model", help="model whose training price is used (default per format)")
+    tune.add_argument("--epochs", type=int, default=3)
 
     records = sub.add_parser("records", help="assessment records").add_subparsers(
         dest="action", required=True
@@ -153,12 +162,38 @@ def _build(args: argparse.Namespace, store: Store, settings: Settings) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace, store: Store, _settings: Settings) -> int:
+    result = export_finetune(
+        store.engine,
+        fmt=args.format,
+        out=args.out,
+        lesson=args.lesson,
+        since=args.since,
+        validation_percent=args.validation_percent,
+        base_model=args.base_model,
+        epochs=args.epochs,
+    )
+    print(f"{args.out}/train.jsonl: {result.train} rows, {result.train_tokens:,} tokens")
+    print(f"{args.out}/validation.jsonl: {result.validation} rows, {result.validation_tokens:,} tokens")
+    cost = (
+        "unknown (no training price in the registry)"
+        if result.cost_usd is None
+        else f"${result.cost_usd:.4f}"
+    )
+    print(f"estimated training cost on {result.base_model}, {args.epochs} epochs: {cost}")
+    print(
+        "  left out: " + ", ".join(f"{k} {v}" for k, v in result.left_out.items() if k != "records_with_code")
+    )
+    return 0
+
+
 Handler = Callable[[argparse.Namespace, Store, Settings], int]
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("feedback", "import"): _import,
     ("feedback", "report"): _report,
     ("records", "purge"): _purge,
     ("dataset", "build"): _build,
+    ("dataset", "export-finetune"): _export,
 }
 
 

@@ -84,9 +84,10 @@ def _labels_csv(key_concepts: tuple[str, ...], rows: list[tuple[str, dict[str, s
 
 
 def select(
-    records: list[AssessmentRecord], labels: dict[str, dict[str, str]]
+    records: list[AssessmentRecord], labels: dict[str, dict[str, str]], *, one_rubric: bool = True
 ) -> tuple[list[AssessmentRecord], dict[str, int]]:
-    """The preprocessing steps 1-4 (see the module docstring); (kept records, counts)."""
+    """The preprocessing steps 1-4 (see the module docstring; step 1 only with ``one_rubric``: a
+    fine-tuning file may mix rubrics); (kept records, counts)."""
     counts = {"records_with_code": len(records), "other_rubric": 0, "blank": 0}
     counts.update(not_fully_labelled=0, duplicates=0)
     if not records:
@@ -100,7 +101,7 @@ def select(
     for record in records:
         code = record.code or ""
         mine = labels.get(record.id, {})
-        if record.rubric_sha256 != rubric:
+        if one_rubric and record.rubric_sha256 != rubric:
             counts["other_rubric"] += 1
         elif not code.strip():
             counts["blank"] += 1

@@ -6,8 +6,9 @@ carries.  The row is queued in memory and inserted in background batches by the 
 (``lib.ledger.writer.LedgerWriter`` on another table), so an assessment never waits for the database;
 a graceful stop writes every queued row (gunicorn's ``worker_exit``).
 
-Privacy: the student's program is stored only when ``STORE_STUDENT_CODE=1``; otherwise only its
-SHA-256, which lets feedback that sends the code later prove it is the same program.  Rows older than
+Privacy: the student's program -- and the answer's text, whose evidence quotes it -- is stored only
+when ``STORE_STUDENT_CODE=1``; otherwise only the program's SHA-256, which lets feedback that sends
+the code later prove it is the same program.  Rows older than
 ``RECORD_RETENTION_DAYS`` are deleted with their feedback (``lib.feedback.retention``).
 """
 
@@ -85,6 +86,7 @@ def record_row(
         "completion_tokens": int(usage.get("completion_tokens", 0)),
         "latency_ms": round(float(result.metadata.get("time", 0.0)) * 1000, 3),
         "code": request.code if store_code else None,
+        "answer": json.dumps(result.data, ensure_ascii=False) if store_code else None,
     }
 
 
@@ -106,6 +108,8 @@ class AssessmentRecord:
     key_concepts: tuple[str, ...]
     ai_labels: dict[str, str]
     code: str | None
+    #: the answer rows, only with STORE_STUDENT_CODE=1 (else empty)
+    answer: tuple[dict[str, str], ...] = ()
 
     @classmethod
     def from_row(cls, row: Any) -> AssessmentRecord:
@@ -124,6 +128,7 @@ class AssessmentRecord:
             key_concepts=tuple(json.loads(row.key_concepts)),
             ai_labels=dict(json.loads(row.ai_labels)),
             code=row.code,
+            answer=tuple(json.loads(row.answer)) if row.answer else (),
         )
 
 

@@ -71,6 +71,8 @@ class Price:
     pattern: str
     input_usd: float
     output_usd: float = 0.0  # embeddings have no output tokens
+    #: fine-tuning: USD per 1 million training tokens (tokens in the file x epochs); None = not tunable
+    training_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

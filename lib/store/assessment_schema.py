@@ -8,7 +8,8 @@ What a record holds and why (README "Assessment records and teacher feedback"): 
 agent, the prompt, rubric and few-shot examples (curriculum text, needed to rebuild the exact
 messages for fine-tuning and to write a rubric-tester experiment) with their SHA-256 fingerprints,
 the AI label per key concept, usage and latency.  The student's program itself is kept only with
-``STORE_STUDENT_CODE=1``; otherwise only its SHA-256 (to check code sent later with feedback).
+``STORE_STUDENT_CODE=1``, and so is the answer's text (its evidence quotes the code); otherwise only
+the program's SHA-256 (to check code sent later with feedback).
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ assessment_records = sa.Table(
     sa.Column("completion_tokens", sa.Integer, nullable=False),
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("code", sa.Text, nullable=True),
+    #: JSON list of the answer rows (Observations, Evidence quoting the code, Label, Reason); like
+    #: the code, kept only with STORE_STUDENT_CODE=1 (the fine-tuning target is built from it)
+    sa.Column("answer", sa.Text, nullable=True),
     sa.Index("ix_assessment_records_lesson_created", "lesson", "created_at"),
     sa.Index("ix_assessment_records_created", "created_at"),
 )

@@ -143,7 +143,7 @@ def test_capabilities_come_from_each_spec() -> None:
         ("bedrock.mistral.mistral-large-2402-v1:0", (4.00, 12.00)),
         ("local", (0.0, 0.0)),
         ("local-smollm2", (0.0, 0.0)),
-        ("bedrock.amazon.nova-pro-v1:0", None),
+        ("bedrock.amazon.nova-pro-v1:0", (0.80, 3.20)),
         ("claude-3-haiku", None),  # routes nowhere: no price
         ("best", None),
     ],

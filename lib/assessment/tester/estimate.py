@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from lib.errors import UnknownModelError
 from lib.providers.registry import REGISTRY, Registry
 from lib.providers.routing import resolve_model
+from lib.providers.spec import Price
 
 #: tokens of framing the pipeline adds around the inputs (spotlighting markers, instructions)
 PROMPT_OVERHEAD_TOKENS = 80
@@ -24,13 +25,18 @@ PROMPT_OVERHEAD_TOKENS = 80
 OUTPUT_TOKENS_PER_KEY_CONCEPT = 120
 
 
-def price_for(model: str, registry: Registry = REGISTRY) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens, ``(0, 0)`` for the embedded local model, None if unknown."""
+def model_price(model: str, registry: Registry = REGISTRY) -> Price | None:
+    """The registry's price entry of ``model`` (also read for fine-tuning prices), None if unknown."""
     try:
         route = resolve_model(model, registry=registry)
     except UnknownModelError:
         return None
-    price = route.spec.price(route.model_id)
+    return route.spec.price(route.model_id)
+
+
+def price_for(model: str, registry: Registry = REGISTRY) -> tuple[float, float] | None:
+    """(input, output) USD per 1M tokens, ``(0, 0)`` for the embedded local model, None if unknown."""
+    price = model_price(model, registry)
     return None if price is None else (price.input_usd, price.output_usd)
 
 

@@ -22,15 +22,16 @@ if TYPE_CHECKING:
     from lib.providers.images import ImageModel
     from lib.settings import Settings
 
-#: USD per 1M tokens (input, output), Bedrock on-demand list prices in us-east-1; cross-region
-#: profiles (``us.`` ...) cost the same as their model. The first pattern the id contains wins.
+#: USD per 1M tokens (input, output; training for the models Bedrock fine-tunes), Bedrock on-demand
+#: list prices in us-east-1; cross-region profiles (``us.`` ...) cost the same as their model. The
+#: first pattern the id contains wins.
 PRICES: tuple[Price, ...] = (
     Price("amazon.titan-embed-text-v1", 0.10),
     Price("amazon.titan-embed-text-v2:0", 0.02),
     Price("amazon.titan-embed-image-v1", 0.80),
     Price("cohere.embed-english-v3", 0.10),
     Price("cohere.embed-multilingual-v3", 0.10),
-    Price("claude-3-haiku", 0.25, 1.25),
+    Price("claude-3-haiku", 0.25, 1.25, training_usd=4.00),
     Price("claude-3-5-haiku", 0.80, 4.00),
     Price("claude-haiku-4-5", 1.00, 5.00),
     Price("claude-3-opus", 15.00, 75.00),
@@ -45,6 +46,9 @@ PRICES: tuple[Price, ...] = (
     Price("llama3-1-8b", 0.22, 0.22),
     Price("llama3-8b", 0.30, 0.60),
     Price("mistral-large", 4.00, 12.00),
+    Price("nova-micro", 0.035, 0.14, training_usd=1.00),
+    Price("nova-lite", 0.06, 0.24, training_usd=2.00),
+    Price("nova-pro", 0.80, 3.20, training_usd=8.00),
 )
 
 _SAMPLING = frozenset({"top_p", "user"})

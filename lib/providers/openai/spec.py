@@ -14,20 +14,21 @@ if TYPE_CHECKING:
     from lib.providers.images import ImageModel
     from lib.settings import Settings
 
-#: USD per 1M tokens (input, output) from OpenAI's public price page; update when a price changes.
+#: USD per 1M tokens (input, output; training for fine-tunable models) from OpenAI's public price
+#: page; update when a price changes.
 #: Order matters: the first pattern the model id contains wins (``gpt-4o-mini`` before ``gpt-4o``).
 PRICES: tuple[Price, ...] = (
     Price("text-embedding-3-small", 0.02),
     Price("text-embedding-3-large", 0.13),
     Price("text-embedding-ada-002", 0.10),
-    Price("gpt-4o-mini", 0.15, 0.60),
-    Price("gpt-4o", 2.50, 10.00),
-    Price("gpt-4.1-nano", 0.10, 0.40),
-    Price("gpt-4.1-mini", 0.40, 1.60),
-    Price("gpt-4.1", 2.00, 8.00),
+    Price("gpt-4o-mini", 0.15, 0.60, training_usd=3.00),
+    Price("gpt-4o", 2.50, 10.00, training_usd=25.00),
+    Price("gpt-4.1-nano", 0.10, 0.40, training_usd=1.50),
+    Price("gpt-4.1-mini", 0.40, 1.60, training_usd=5.00),
+    Price("gpt-4.1", 2.00, 8.00, training_usd=25.00),
     Price("gpt-4-turbo", 10.00, 30.00),
     Price("gpt-4", 30.00, 60.00),
-    Price("gpt-3.5-turbo", 0.50, 1.50),
+    Price("gpt-3.5-turbo", 0.50, 1.50, training_usd=8.00),
     Price("o3-mini", 1.10, 4.40),
     Price("o4-mini", 1.10, 4.40),
     Price("o1-mini", 1.10, 4.40),

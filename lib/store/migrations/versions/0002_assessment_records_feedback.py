@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("completion_tokens", sa.Integer, nullable=False),
         sa.Column("latency_ms", sa.Float, nullable=False),
         sa.Column("code", sa.Text, nullable=True),
+        sa.Column("answer", sa.Text, nullable=True),
     )
     op.create_index("ix_assessment_records_lesson_created", "assessment_records", ["lesson", "created_at"])
     op.create_index("ix_assessment_records_created", "assessment_records", ["created_at"])
