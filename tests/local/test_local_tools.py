@@ -25,6 +25,7 @@ from lib.providers.base import (
 )
 from lib.providers.deadline import Deadline
 from lib.providers.local import LocalProvider
+from lib.providers.local.grammar import json_gbnf
 from lib.providers.local.provider import _assemble
 from lib.providers.local.tools import (
     CallParser,
@@ -272,3 +273,20 @@ def test_call_cut_by_max_tokens_finishes_with_length(local_provider: LocalProvid
     assert choice.finish_reason == "length"
     deltas = list(local_provider.chat_stream(request, Deadline(60)))
     assert deltas[-1].finish_reason == "length"
+
+
+@pytest.mark.local
+@needs_models
+def test_grammar_strings_admit_no_raw_control_characters() -> None:
+    """llama.cpp's converter lets a raw newline into a JSON string, which ``json.loads`` refuses."""
+    gbnf = json_gbnf({"type": "object", "properties": {"s": {"type": "string"}}}, field="f", what="w")
+    (char,) = [line for line in gbnf.splitlines() if line.startswith("char ::=")]
+    assert char.startswith('char ::= [^"\\\\\\x00-\\x1F] | ')
+    assert "\\x00-\\x1F" in grammar_text(ToolPlan("auto", (WEATHER,)))
+    with pytest.raises(InvalidRequestError) as exc:
+        json_gbnf(
+            {"type": "object", "properties": {"s": {"type": "strange"}}}, field="tools", what="tools: x"
+        )
+    assert exc.value.field == "tools" and exc.value.message.startswith(
+        "tools: x cannot be turned into a grammar"
+    )

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lib.errors import ContextTooLongError, InvalidRequestError, UpstreamTimeoutError
+from lib.errors import ContextTooLongError, UpstreamTimeoutError
 from lib.providers.base import FinishReason, JsonSchema, Message
 from lib.providers.deadline import Deadline
+from lib.providers.local.grammar import json_gbnf
 from lib.providers.local.tools import ToolPlan, chat_messages, grammar_text
 
 #: Sampling defaults when the caller leaves them out (llama.cpp's own defaults).
@@ -45,16 +46,10 @@ def compile_grammar(target: JsonSchema | ToolPlan) -> Any:
     """A llama.cpp grammar (``LlamaGrammar``) that only admits JSON valid for a ``JsonSchema``, or
     the answers a ``ToolPlan`` allows (see ``lib.providers.local.tools``)."""
     from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     if isinstance(target, ToolPlan):
         return LlamaGrammar.from_string(grammar_text(target), verbose=False)
-    try:
-        gbnf = json_schema_to_gbnf(json.dumps(target.schema))
-    except Exception as exc:  # noqa: BLE001 - the converter raises bare Exceptions for unsupported keywords
-        raise InvalidRequestError(
-            f"json_schema {target.name!r} cannot be turned into a grammar: {exc}", field="json_schema"
-        ) from None
+    gbnf = json_gbnf(target.schema, field="json_schema", what=f"json_schema {target.name!r}")
     return LlamaGrammar.from_string(gbnf, verbose=False)
 
 

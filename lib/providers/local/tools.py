@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from lib.errors import InvalidRequestError
 from lib.providers.base import ChatRequest, Message, TextPart, Tool, ToolCall, ToolCallDelta, ToolResult
+from lib.providers.local.grammar import json_gbnf
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _HEAD = re.compile(r'\s*<tool_call>\s*\{\s*"name"\s*:\s*"(?P<name>[A-Za-z0-9_-]*)"\s*,\s*"arguments"\s*:\s*')
@@ -141,14 +142,7 @@ def calls_schema(tools: Sequence[Tool]) -> dict[str, Any]:
 
 def grammar_text(plan: ToolPlan) -> str:
     """The GBNF grammar of ``plan`` (the caller compiles it with ``LlamaGrammar.from_string``)."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        calls = json_schema_to_gbnf(json.dumps(calls_schema(plan.tools)))
-    except Exception as exc:  # noqa: BLE001 - the converter raises bare Exceptions for unsupported keywords
-        raise InvalidRequestError(
-            f"tools: a parameters schema cannot be turned into a grammar: {exc}", field="tools"
-        ) from None
+    calls = json_gbnf(calls_schema(plan.tools), field="tools", what="tools: a parameters schema")
     # The converter's start rule becomes ``call-json``; ours wraps it in the call tags.
     calls = re.sub(r"^root ::=", "call-json ::=", calls, count=1, flags=re.MULTILINE)
     call = f'"{OPEN}" call-json "{CLOSE}"'
