@@ -34,6 +34,8 @@ def _not_bool(v: Any) -> Any:
 #: Numbers as documented: JSON numbers (or numeric text from a form post), never true/false.
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Num = Annotated[float, BeforeValidator(_not_bool)]
+#: A metadata value a retrieval filter compares with.
+RetrievalScalar = str | int | float | bool | None
 
 
 def check_embed_inputs(v: str | list[str]) -> str | list[str]:
@@ -90,6 +92,26 @@ class MessageIn(BaseModel):
     tool_call_id: str | None = Field(None, max_length=256, description="Tool turns: the call answered.")
 
 
+class RetrievalIn(BaseModel):
+    """Grounded chat (an aiproxy extension on /chat and /v1/chat/completions); see API.md."""
+
+    model_config = ConfigDict(extra="forbid")
+    collection: str = Field(min_length=1, max_length=100, description="The collection to search.")
+    k: Int = Field(4, ge=1, le=20, description="How many chunks go into the context block.")
+    filter: dict[str, RetrievalScalar | list[RetrievalScalar]] | None = Field(
+        None, description="Document metadata that must match: `{field: value}` or `{field: [values]}`."
+    )
+
+
+class CitationOut(BaseModel):
+    index: int = Field(description="The passage's `[n]` in the context block the model saw.")
+    document_id: str
+    chunk: int
+    start: int = Field(description="Character offset in the document (inclusive).")
+    end: int = Field(description="Character offset (exclusive).")
+    score: float
+
+
 class ChatBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = Field(None, description="Routable model name; default from settings.")
@@ -106,6 +128,7 @@ class ChatBody(BaseModel):
     tool_choice: Literal["auto", "none", "required"] | str | None = Field(
         None, description="auto, none, required, or the name of one of the tools."
     )
+    retrieval: RetrievalIn | None = Field(None, description="Ground the answer in a collection (extension).")
 
     @field_validator("json_schema")
     @classmethod
@@ -127,6 +150,7 @@ class ChatOut(BaseModel):
     choices: list[ChoiceOut]
     usage: UsageOut
     latency_ms: float
+    citations: list[CitationOut] | None = Field(None, description="With `retrieval`: the passages given.")
 
 
 class EmbeddingsBody(BaseModel):
@@ -291,6 +315,9 @@ class ChatCompletionBody(BaseModel):
     json_schema: Any = Field(
         None, description="Not an OpenAI field (it is /chat's): refused with 400, send `response_format`."
     )
+    retrieval: RetrievalIn | None = Field(
+        None, description="aiproxy extension: ground the answer in a collection (see API.md)."
+    )
 
     @field_validator("stop")
     @classmethod
@@ -329,6 +356,7 @@ class ChatCompletionOut(BaseModel):
     model: str
     choices: list[OAIChoice]
     usage: UsageOut
+    citations: list[CitationOut] | None = Field(None, description="With `retrieval` (aiproxy extension).")
 
 
 #: A token id as OpenAI's token-array input sends it: a JSON integer (not true/false, not 1.0), >= 0.

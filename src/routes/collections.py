@@ -14,13 +14,16 @@ from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
 from lib.errors import InvalidRequestError
+from lib.providers.base import Message, TextPart
 from lib.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from lib.retrieval.grounding import citations, grounded_messages
 from lib.retrieval.service import Retrieval, check_filter, hits_json
-from lib.retrieval.store import CollectionConflictError, CollectionStore
+from lib.retrieval.store import CollectionConflictError, CollectionNotFoundError, CollectionStore
 from src.accounts import ACCOUNTS_EXTENSION
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
 from src.errors import error_response
+from src.schemas import RetrievalIn
 
 bp = Blueprint("collections", __name__)
 RETRIEVAL_EXTENSION = "aiproxy.retrieval"
@@ -41,6 +44,34 @@ def retrieval() -> Retrieval:
 def embed_with_gateway(model: str, texts: Sequence[str]) -> list[list[float]]:
     """The request's embedding call: the caller's deadline, key checks and ledger apply."""
     return services().gateway.embed(model, list(texts), deadline=g.deadline).vectors
+
+
+def _search_text(messages: Sequence[Message]) -> str:
+    """What grounded chat searches with: the text of the last user turn."""
+    for message in reversed(messages):
+        if message.role == "user":
+            return "\n".join(p.text for p in message.parts if isinstance(p, TextPart)).strip()
+    return ""
+
+
+def ground(
+    spec: RetrievalIn | None, messages: list[Message]
+) -> tuple[list[Message], list[dict[str, Any]] | None]:
+    """Grounded chat (``retrieval`` on /chat and /v1/chat/completions): the messages with the
+    spotlighted context turn, and the citations to return; unchanged (and None) without ``retrieval``."""
+    if spec is None:
+        return messages, None
+    query_text = _search_text(messages)
+    if not query_text:
+        raise InvalidRequestError(
+            "retrieval needs a user message with text to search with", field="retrieval"
+        )
+    where = check_filter(spec.filter)
+    try:
+        hits = retrieval().query_text(spec.collection, query_text, spec.k, embed_with_gateway, where)
+    except CollectionNotFoundError as exc:
+        raise InvalidRequestError(exc.message, field="retrieval.collection") from None
+    return grounded_messages(messages, hits), citations(hits)
 
 
 class CollectionIn(BaseModel):

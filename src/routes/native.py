@@ -19,6 +19,7 @@ from lib.providers.base import (
 )
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
+from src.routes.collections import ground
 from src.schemas import ChatBody, ChatOut, EmbeddingsBody, EmbeddingsOut, MessageIn
 
 bp = Blueprint("native", __name__)
@@ -99,9 +100,10 @@ def chat() -> Response:
     model = body.model or svc.gateway.default_model("chat")
     g.model = model
     tools = tuple(Tool(t.name, t.parameters, t.description or "", t.strict) for t in body.tools or ())
+    messages, cited = ground(body.retrieval, [_message(m, i) for i, m in enumerate(body.messages)])
     result = svc.gateway.chat(
         model,
-        [_message(m, i) for i, m in enumerate(body.messages)],
+        messages,
         temperature=body.temperature,
         max_tokens=body.max_tokens,
         n=body.n,
@@ -110,7 +112,7 @@ def chat() -> Response:
         tool_choice=_tool_choice(body.tool_choice, tools),
         deadline=g.deadline,
     )
-    return jsonify(chat_payload(result))
+    return jsonify({**chat_payload(result), **({"citations": cited} if cited is not None else {})})
 
 
 @bp.post("/embeddings")

@@ -20,6 +20,7 @@ from src import dialect
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
 from src.errors import error_response, openai_error_body
+from src.routes.collections import ground
 from src.schemas import (
     ChatCompletionBody,
     ChatCompletionOut,
@@ -85,12 +86,12 @@ def chat_completions() -> Response:
         "sampling": dialect.sampling(body),
         "deadline": g.deadline,
     }
-    msgs = dialect.messages(body)
+    msgs, cited = ground(body.retrieval, dialect.messages(body))
     if body.stream:
         route, deltas = svc.gateway.chat_stream(model, msgs, **common)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return Response(
-            _stream(route.model_id, deltas, include_usage, g.late_log_fields, body.n),
+            _stream(route.model_id, deltas, include_usage, g.late_log_fields, body.n, citations=cited),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
@@ -103,6 +104,7 @@ def chat_completions() -> Response:
             "model": result.model,
             "choices": [dialect.choice_json(c) for c in result.choices],
             "usage": result.usage.as_dict(),
+            **({"citations": cited} if cited is not None else {}),
         }
     )
 
@@ -113,13 +115,19 @@ def _stream(
     include_usage: bool,
     log_fields: dict[str, object],
     n: int = 1,
+    *,
+    citations: list[dict[str, Any]] | None = None,
 ) -> Iterator[str]:
     """OpenAI's chunk sequence: per choice a role chunk, content / tool-call / logprob chunks, one
     finish chunk; then the usage chunk (when asked) and ``[DONE]``. Errors after the headers are sent
-    in-band with the same error object as a non-streamed answer."""
+    in-band with the same error object as a non-streamed answer.  Grounded chat (``citations``) first
+    sends one chunk with no choices and the ``citations``, as the usage chunk has no choices."""
     cid = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = route_model
+    if citations is not None:
+        head = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+        yield _sse({**head, "choices": [], "citations": citations})
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None, logprobs: Any = None) -> str:
         return _sse(
