@@ -236,3 +236,30 @@ def test_ledger_prices_images_per_image() -> None:
     recorder.observe_upstream(model="gpt-image-1", usage=Usage(12, 544, images=2), **seen)
     recorder.observe_upstream(model="sagemaker.x", usage=Usage(images=1), **seen)
     assert [r["cost_usd"] for r in rows.rows] == [pytest.approx(0.08), pytest.approx(0.084), None]
+
+
+@pytest.mark.parametrize(
+    ("model", "answer", "expected"),
+    [
+        (
+            NOVA,
+            {"images": [], "error": "The generated image has been blocked by our content filters."},
+            ContentPolicyError,
+        ),
+        (TITAN, {"images": [iu.b64_png(8, 8)], "error": "internal failure"}, InvalidUpstreamResponseError),
+        (
+            SDXL,
+            {"result": "success", "artifacts": [{"base64": "", "finishReason": "ERROR"}]},
+            InvalidUpstreamResponseError,
+        ),
+        (SD3, {"seeds": [1], "finish_reasons": [None], "images": []}, InvalidUpstreamResponseError),
+        (SD3, ["not", "an", "object"], InvalidUpstreamResponseError),
+    ],
+)
+def test_answers_without_usable_images(
+    gateway: Gateway, mocks: tuple[bm.BedrockMock, OpenAIMock], model: str, answer: Any, expected: type
+) -> None:
+    gateway.retry = RetryPolicy(0)
+    mocks[0].script(bm.INVOKE, bm.Reply(body=answer))
+    with pytest.raises(expected):
+        make(gateway, model)
