@@ -46,10 +46,13 @@ class KeySpec(BaseModel):
     )
     tier: Tier = Field("interactive", description="batch keys back off first when an upstream throttles.")
     expires_at: datetime | None = Field(None, description="UTC expiry (ISO 8601); none = never.")
-    rpm: int | None = Field(None, ge=1, description="Requests per minute.")
-    tpm: int | None = Field(None, ge=1, description="Tokens per minute.")
-    max_concurrent: int | None = Field(None, ge=1, description="Requests in flight at once.")
-    monthly_budget_usd: float | None = Field(None, ge=0, description="Spend per calendar month (UTC).")
+    # strict: a JSON true or "5" is not a number here (the documented schema says integer / number).
+    rpm: int | None = Field(None, ge=1, strict=True, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=1, strict=True, description="Tokens per minute.")
+    max_concurrent: int | None = Field(None, ge=1, strict=True, description="Requests in flight at once.")
+    monthly_budget_usd: float | None = Field(
+        None, ge=0, strict=True, description="Spend per calendar month (UTC)."
+    )
 
     @field_validator("scopes")
     @classmethod
@@ -66,6 +69,13 @@ class KeySpec(BaseModel):
                 raise ValueError(f"not a model name or pattern: {name[:40]!r}")
             out.append(name)
         return out
+
+    @field_validator("expires_at", mode="before")
+    @classmethod
+    def _iso_text(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str | datetime):
+            raise ValueError("an ISO 8601 date-time text, e.g. 2027-06-30T00:00:00Z")
+        return v
 
     @field_validator("expires_at")
     @classmethod
