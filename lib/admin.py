@@ -4,6 +4,8 @@
     aiproxy-admin keys create --name rubric-tester --scopes assessment --rpm 600 --budget-usd 200
     aiproxy-admin keys list | revoke KEY_ID | rotate KEY_ID
     aiproxy-admin usage --by key|model|day [--since 2026-12-01] [--until ...] [--key KEY_ID]
+    aiproxy-admin feedback import FILE.csv | report; records purge; dataset build | export-finetune
+                  (teacher feedback, datasets and fine-tuning: lib/feedback/cli.py)
 
 It reads the same settings as the service (environment, then ``config.txt``): ``DATABASE_URL`` or
 ``DATA_DIR``, and ``KEY_HASH_SECRET`` for keys.  It validates keys exactly as ``POST /admin/keys``
