@@ -70,6 +70,10 @@ def test_spec_validation_names_the_field() -> None:
         spec(models=["a,b"])
     with pytest.raises(ValidationError, match="rpm"):
         spec(rpm=0)
+    for field, value in (("monthly_budget_usd", True), ("rpm", "5"), ("tpm", 2.0), ("expires_at", 5)):
+        with pytest.raises(ValidationError, match=field):
+            spec(**{field: value})
+    assert spec(monthly_budget_usd=5).monthly_budget_usd == 5.0
     assert spec(scopes=["chat", "admin", "chat"]).scopes == ["chat", "admin"]
     aware = spec(expires_at="2030-01-01T12:00:00+02:00").expires_at
     assert aware == datetime(2030, 1, 1, 10, 0)
