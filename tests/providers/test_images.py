@@ -263,3 +263,18 @@ def test_answers_without_usable_images(
     mocks[0].script(bm.INVOKE, bm.Reply(body=answer))
     with pytest.raises(expected):
         make(gateway, model)
+
+
+def test_openai_other_refusals_and_url_answers(
+    gateway: Gateway, mocks: tuple[bm.BedrockMock, OpenAIMock]
+) -> None:
+    from tests.support.openai_mock import error
+
+    gateway.retry = RetryPolicy(0)
+    mocks[1].script(iu.IMAGES, error(400, "Invalid size for this model.", code="invalid_value"))
+    with pytest.raises(InvalidRequestError) as refused:
+        make(gateway, "dall-e-3")
+    assert not isinstance(refused.value, ContentPolicyError) and "Invalid size" in refused.value.message
+    mocks[1].script(iu.IMAGES, {"created": 1, "data": [{"url": "https://example.invalid/a.png"}]})
+    with pytest.raises(InvalidUpstreamResponseError, match="no usable image"):
+        make(gateway, "dall-e-3")
