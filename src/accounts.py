@@ -38,28 +38,12 @@ log = logging.getLogger("aiproxy.accounts")
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller. ``record`` is None for the root key and for open development mode.
-    Rate/concurrency limiters read ``rpm``/``tpm``/``max_concurrent``/``tier`` from here."""
+    """The authenticated caller: its ledger id (``root``, ``jwt``, ``anonymous`` or a key id), a name,
+    and for a virtual key its record (scopes, allow-list, limits); None for the others."""
 
     key_id: str
     name: str
     record: KeyRecord | None = None
-
-    @property
-    def rpm(self) -> int | None:
-        return self.record.rpm if self.record else None
-
-    @property
-    def tpm(self) -> int | None:
-        return self.record.tpm if self.record else None
-
-    @property
-    def max_concurrent(self) -> int | None:
-        return self.record.max_concurrent if self.record else None
-
-    @property
-    def tier(self) -> str:
-        return self.record.tier if self.record else "interactive"
 
 
 ROOT = Principal(ROOT_KEY_ID, "root")
