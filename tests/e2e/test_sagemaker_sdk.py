@@ -86,6 +86,20 @@ def test_sdk_errors(sdk: openai.OpenAI, mock: sm.SageMakerMock) -> None:
     assert refused.value.param == "logprobs"
 
 
+def test_stream_error_after_the_first_token_is_in_band(sdk: openai.OpenAI, mock: sm.SageMakerMock) -> None:
+    first = b'data: {"choices":[{"index":0,"delta":{"content":"partial"},"finish_reason":null}]}\n\n'
+    mock.script(sm.STREAM, sm.stream_error([first], "ModelStreamError", "container crashed"))
+    stream = sdk.chat.completions.create(
+        model=LLAMA, messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    texts: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in stream:
+            texts.append(chunk.choices[0].delta.content or "")
+    assert "partial" in texts
+    assert "ModelStreamError" in info.value.message
+
+
 def test_native_chat_with_an_inference_component(
     service: Service, sdk: openai.OpenAI, mock: sm.SageMakerMock
 ) -> None:

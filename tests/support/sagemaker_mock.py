@@ -64,6 +64,7 @@ class Reply:
     parts: list[bytes] | None = None
     stream_error: tuple[str, str] | None = None
     delay: float = 0.0
+    part_delay: float = 0.0  # seconds before each event-stream frame (a trickling stream)
 
 
 @dataclass
@@ -238,6 +239,8 @@ class SageMakerMock(ScriptedServer[Reply]):
                     frames.append(exception_message(*reply.stream_error))
                 try:
                     for frame in frames:
+                        if reply.part_delay and mock._stop.wait(reply.part_delay):
+                            return
                         self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
                         self.wfile.flush()
                     self.wfile.write(b"0\r\n\r\n")

@@ -5,6 +5,7 @@ event-stream framing of streamed answers, error mapping and the request deadline
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -222,6 +223,18 @@ def test_not_a_chat_completion_is_an_upstream_error(sagemaker_mock: SageMakerMoc
     sagemaker_mock.script(sm.INVOKE, {"generated_text": "a raw TGI answer"})
     with pytest.raises(InvalidUpstreamResponseError, match="Messages API"):
         gateway.chat(MODEL, HELLO)
+
+
+def test_deadline_ends_a_trickling_stream(sagemaker_mock: SageMakerMock, gateway: Gateway) -> None:
+    parts = sm.sse_parts("one two three four five six seven eight", piece=300)
+    sagemaker_mock.script(sm.STREAM, sm.Reply(parts=parts, part_delay=0.4))
+    gateway.provider("sagemaker")  # the client is built outside the deadline being measured
+    started = time.monotonic()
+    _route, deltas = gateway.chat_stream(MODEL, HELLO, deadline=gateway.new_deadline(1.5))
+    assert next(deltas).text == "one"  # the first part arrived in time
+    with pytest.raises(UpstreamTimeoutError, match="llama-3-8b-instruct"):
+        list(deltas)
+    assert time.monotonic() - started < 2.3  # at the deadline, not when the stream would end (2 s)
 
 
 def test_deadline_bounds_a_slow_endpoint(sagemaker_mock: SageMakerMock, gateway: Gateway) -> None:
