@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from src.accounts import ACCOUNTS_EXTENSION
 from tests.conftest import API_KEY, make_settings
 from tests.support import bedrock_mock as bm
 from tests.support import image_upstreams as iu
@@ -18,7 +21,7 @@ AUTH = {"Authorization": API_KEY}
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
+def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Flask]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -32,8 +35,15 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
             openai_base_url=oai.base_url,
             aws_endpoint_url_bedrock_runtime=bedrock.endpoint_url,
             max_retries=0,
+            data_dir=tmp_path,
+            key_hash_secret="images-test-secret-0123456789abcdef",
         )
-        yield create_app(settings).test_client()
+        yield create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 def test_v1_answer_shapes(client: FlaskClient) -> None:
@@ -93,3 +103,26 @@ def test_native_images(client: FlaskClient) -> None:
     assert local.json["kind"] == "provider_not_installed"
     missing = client.post("/images", json={"prompt": "a fox"}, headers=AUTH)
     assert missing.status_code == 400 and missing.json is not None and missing.json["field"] == "model"
+
+
+def test_virtual_keys_need_the_images_scope_and_pay_per_image(app: Flask, client: FlaskClient) -> None:
+    def key(**spec: object) -> dict[str, str]:
+        made = client.post("/admin/keys", json={"name": "k", **spec}, headers=AUTH)
+        assert made.status_code == 201, made.text
+        assert made.json is not None
+        return {"Authorization": f"Bearer {made.json['key']}"}
+
+    chat_only = key(scopes=["chat"])
+    nova = {"model": "bedrock.amazon.nova-canvas-v1:0", "prompt": "a fox", "n": 2}
+    for path in ("/images", "/v1/images/generations"):
+        refused = client.post(path, json=nova, headers=chat_only)
+        assert refused.status_code == 403 and "images" in refused.text
+    painter = key(scopes=["images"], models=["bedrock.amazon.nova-canvas-v1:0"])
+    assert client.post("/images", json=nova, headers=painter).status_code == 200
+    other = client.post("/images", json={**nova, "model": "dall-e-3", "n": 1}, headers=painter)
+    assert other.status_code == 403 and "dall-e-3" in other.text
+    app.extensions[ACCOUNTS_EXTENSION].writer.flush()
+    rows = client.get("/usage?by=model", headers=AUTH).json
+    assert rows is not None
+    (row,) = [r for r in rows["rows"] if r["model"] == "bedrock.amazon.nova-canvas-v1:0"]
+    assert row["calls"] == 1 and row["cost_usd"] == pytest.approx(0.08)
