@@ -37,6 +37,13 @@ def choose_kind(size: int, setting: str = "auto") -> IndexKind:
     return "hnsw" if size >= HNSW_THRESHOLD else "exact"
 
 
+def dot_scores(matrix: Matrix, vector: Matrix) -> npt.NDArray[np.float32]:
+    """``matrix @ vector`` on this thread.  Not BLAS: a multi-threaded BLAS call wakes its helper
+    threads on every query, and on a busy machine that wait (a scheduler time slice, measured at 15 ms
+    for a 2,000 x 384 product) costs far more than the arithmetic (0.2 ms with ``einsum``)."""
+    return np.einsum("ij,j->i", matrix, vector)
+
+
 def top_k(keys: Keys, scores: npt.NDArray[np.float32], k: int) -> tuple[Keys, npt.NDArray[np.float32]]:
     """The ``k`` highest scores, best first."""
     if len(scores) > k:
@@ -81,7 +88,7 @@ class ExactIndex:
     def search(self, vector: Matrix, k: int) -> tuple[Keys, npt.NDArray[np.float32]]:
         if not len(self._keys):
             return self._keys, np.empty(0, dtype=np.float32)
-        return top_k(self._keys, self._matrix @ vector, k)
+        return top_k(self._keys, dot_scores(self._matrix, vector), k)
 
     def vectors(self, keys: Keys) -> Matrix:
         return self._matrix[[self._where[int(key)] for key in keys]]
@@ -109,6 +116,15 @@ class HnswIndex:
             expansion_add=128,
             expansion_search=expansion_search,
         )
+
+    @property
+    def expansion_search(self) -> int:
+        """Candidates kept while searching: more is slower and finds more of the true top-k."""
+        return int(self._index.expansion_search)
+
+    @expansion_search.setter
+    def expansion_search(self, value: int) -> None:
+        self._index.expansion_search = value  # type: ignore[misc]  # settable, typed read-only
 
     def add(self, keys: Keys, vectors: Matrix) -> None:
         if len(keys):

@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 
 from lib.errors import InvalidRequestError
-from lib.retrieval.index import HNSW_THRESHOLD, ExactIndex, VectorIndex, choose_kind, new_index, top_k
+from lib.retrieval.index import (
+    HNSW_THRESHOLD,
+    ExactIndex,
+    VectorIndex,
+    choose_kind,
+    dot_scores,
+    new_index,
+    top_k,
+)
 from lib.retrieval.store import Collection, CollectionNotFoundError, CollectionStore, Embed
 
 Filter = Mapping[str, Any]
@@ -137,7 +145,7 @@ class Retrieval:
             )
             if not len(allowed):
                 return []
-            keys, scores = top_k(allowed, index.vectors(allowed) @ q, k)
+            keys, scores = top_k(allowed, dot_scores(index.vectors(allowed), q), k)
         else:
             keys, scores = index.search(q, k)
         rows = self.store.chunks([int(key) for key in keys])

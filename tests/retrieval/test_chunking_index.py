@@ -68,6 +68,9 @@ def test_hnsw_recall_against_exact() -> None:
     hnsw.add(keys, vectors)
     queries = vectors[:100] + 0.3 * _unit(rng, 100, 64)
     assert exact_recall(hnsw, exact, queries, 10) >= 0.95
+    hnsw.expansion_search = 8  # a narrower search finds less of the true top-10
+    assert hnsw.expansion_search == 8
+    assert exact_recall(hnsw, exact, queries, 10) < exact_recall(exact, exact, queries, 10)
     assert exact_recall(exact, exact, queries, 10) == 1.0
 
 
