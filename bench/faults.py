@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -186,7 +187,26 @@ class FaultRig:
             "LOG_LEVEL": "INFO",
         }
         self.service = Service(env, workers=self.workers).start()
+        self.warm_up()
         return self
+
+    def warm_up(self) -> None:
+        """Healthy calls on every route and upstream, from several threads so each worker gets some.
+
+        A worker imports and builds each provider on its first call; on a loaded machine that alone
+        can outlast a short deadline, and the first fault case would measure the import instead."""
+        pairs = [(route, model) for route in ROUTES for model in (OPENAI_MODEL, SONNET)]
+
+        def call(route: str, model: str) -> None:
+            for _ in range(5):
+                if self.request(route, model, "warm-up")[0] == 200:
+                    return
+
+        threads = [threading.Thread(target=call, args=pair) for pair in pairs * self.workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
 
     def __exit__(self, *exc: object) -> None:
         if self.service is not None:
