@@ -1,11 +1,13 @@
 """The real service under gunicorn against an independently written OpenAI stand-in (aiohttp, its own
 process): answers the official SDK can parse, and upstream calls that do not serialise.
 
-Issue 12: against an aiohttp stand-in, 1,000 concurrent 2-s calls took 61 s: httpcore2's connection
-pool probed each idle connection with ``select.poll`` while holding its lock, and gevent turned each
-probe into a hub switch, so every other upstream call of the worker queued behind it
-(``lib/providers/openai/transport.py``). The checks here count, they do not time: the stand-in's
-own count of requests in flight at once, and greenlet switches during the probe.
+Issue 12: against an aiohttp stand-in, 1,000 concurrent 2-s calls took 61 s, about 32 in flight at
+once. Two causes were found and fixed: httpcore2's pool probed each idle connection with ``select.poll``
+while holding its lock, and gevent turned each probe into a hub switch, so the worker's other upstream
+calls queued on that lock (``lib/providers/openai/transport.py``); and the SDK's first call ran
+``uname -p`` in a subprocess, so every concurrent first call of a cold worker forked its own
+(``lib/providers/openai/provider.py``). The checks here count, they do not time: the stand-in's own
+count of requests in flight at once, greenlet switches during the probe, the SDK's cached headers.
 """
 
 from __future__ import annotations
@@ -141,7 +143,9 @@ def test_concurrent_calls_are_in_flight_upstream_at_once(service: Service, upstr
     # First leave idle keep-alive connections in both workers' pools: each pool update probes
     # every idle connection, which is where the calls serialised.
     assert _post_chats(service.port, 64) == [200] * 64
-    upstream.set_delay(1.0)
+    # Each call takes 3 s upstream: long enough for all 200 to arrive on a busy machine, so the
+    # count measures serialisation, not how fast this machine forwards a burst.
+    upstream.set_delay(3.0)
     upstream.reset()
     try:
         results = _post_chats(service.port, 200)
