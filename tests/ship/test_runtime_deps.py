@@ -19,6 +19,31 @@ from tests.ship import artefacts as a
 SERVER_IMPORTS = """
 import sys
 at_start = set(sys.modules)  # the interpreter's own (e.g. a .pth hook), not the service's
+"""
+
+# The test venv also holds the test tools (requirements-dev.txt), and some runtime packages import an
+# optional dependency whenever it is installed (the openai SDK loads aiohttp if it can): a production
+# image would not have it. So the probe first hides every installed distribution that
+# requirements.txt does not pin; a service module that needed one fails the probe with ImportError.
+HIDE_UNPINNED = """
+import importlib.abc, importlib.metadata as md, os, re
+_pinned = set(os.environ["PROBE_PINNED"].split(","))
+_hidden = {
+    top
+    for top, dists in md.packages_distributions().items()
+    if not any(re.sub(r"[-_.]+", "-", d).lower() in _pinned for d in dists)
+}
+
+class _HideUnpinned(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _hidden:
+            raise ModuleNotFoundError(f"{name} is not pinned in requirements.txt", name=name)
+        return None
+
+sys.meta_path.insert(0, _HideUnpinned())
+"""
+
+SERVING = """
 import gunicorn.app.wsgiapp, gunicorn.workers.ggevent
 import src.gunicorn_conf, src.wsgi
 import lib.providers.openai.provider, lib.providers.bedrock.provider, lib.providers.local
@@ -38,6 +63,8 @@ assert client.post("/test/assessment?model=gpt-4o", headers=auth).status_code ==
 
 PROBE = (
     SERVER_IMPORTS
+    + HIDE_UNPINNED
+    + SERVING
     + """
 import importlib.metadata as md, json, sys
 owners = md.packages_distributions()
@@ -85,6 +112,7 @@ def test_everything_the_service_imports_is_pinned_in_requirements_txt() -> None:
         "AWS_SECRET_ACCESS_KEY": "probe-secret",
         "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": closed,
         "MAX_RETRIES": "0",
+        "PROBE_PINNED": ",".join(sorted(_pinned())),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     out = subprocess.run(
