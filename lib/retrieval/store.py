@@ -279,6 +279,21 @@ class CollectionStore:
             rows = conn.execute(sa.select(d.doc_id, d.metadata).where(d.collection_id == coll.id))
             return {r.doc_id: json.loads(r.metadata) for r in rows}
 
+    def document_text(self, coll: Collection, doc_id: str) -> str:
+        """A document's text stitched back from its chunks (overlapping windows that cover it all)."""
+        c = retrieval_chunks.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.start, c.stop, c.text)
+                .where((c.collection_id == coll.id) & (c.doc_id == doc_id))
+                .order_by(c.start)
+            ).all()
+        text = ""
+        for row in rows:
+            if row.stop > len(text):
+                text += row.text[len(text) - row.start :]
+        return text
+
     def chunks(self, ids: Sequence[int]) -> dict[int, Any]:
         """Row id -> chunk row (document id, offsets, text) for the results of a query."""
         c = retrieval_chunks.c

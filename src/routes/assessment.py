@@ -19,6 +19,7 @@ from lib.errors import InvalidRequestError
 from src.api import UPSTREAM_ERRORS, documented, parse_body, services
 from src.auth import require_auth
 from src.routes import feedback
+from src.routes.collections import examples_by_similarity
 from src.schemas import UsageOut
 
 bp = Blueprint("assessment", __name__)
@@ -48,6 +49,14 @@ class AssessmentBody(BaseModel):
         None, alias="code-feature-extractor", description="Key concepts for the code feature extractor."
     )
     max_tokens: Scalar = Field(None, alias="max-tokens", description="Answer budget per response.")
+    examples_collection: str | None = Field(
+        None,
+        alias="examples-collection",
+        description="Collection of graded examples: the nearest replace `examples`.",
+    )
+    examples_count: Scalar = Field(
+        None, alias="examples-count", description="With examples-collection: 1-10 (3)."
+    )
 
 
 class AssessmentRow(BaseModel):
@@ -89,6 +98,7 @@ class FixtureOverrides(BaseModel):
 
 def _respond(fields: dict[str, Any]) -> Response:
     svc = services()
+    fields = examples_by_similarity(fields)
     req = build_request(fields, default_model=svc.gateway.default_model("assessment"))
     g.model = req.model
     result = run_assessment(svc.gateway, req, deadline=g.deadline)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lib.errors import InvalidRequestError
 from lib.providers.base import Message, TextPart
 from lib.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
+from lib.retrieval.examples import nearest_examples
 from lib.retrieval.grounding import citations, grounded_messages
 from lib.retrieval.service import Retrieval, check_filter, hits_json
 from lib.retrieval.store import CollectionConflictError, CollectionNotFoundError, CollectionStore
@@ -72,6 +73,25 @@ def ground(
     except CollectionNotFoundError as exc:
         raise InvalidRequestError(exc.message, field="retrieval.collection") from None
     return grounded_messages(messages, hits), citations(hits)
+
+
+def examples_by_similarity(fields: dict[str, Any]) -> dict[str, Any]:
+    """``/assessment``'s ``examples-collection``: the ``examples-count`` (default 3) graded examples
+    nearest to the program replace ``examples``; the pipeline then checks them like sent examples."""
+    name = fields.get("examples-collection")
+    code = fields.get("code")
+    if not name or not isinstance(code, str):
+        return fields
+    count = fields.get("examples-count", 3)
+    try:
+        k = int(count)
+    except (TypeError, ValueError):
+        raise InvalidRequestError("examples-count must be an integer", field="examples-count") from None
+    try:
+        pairs = nearest_examples(retrieval(), str(name), code, k, embed_with_gateway)
+    except CollectionNotFoundError as exc:
+        raise InvalidRequestError(exc.message, field="examples-collection") from None
+    return {**fields, "examples": [list(pair) for pair in pairs]}
 
 
 class CollectionIn(BaseModel):
