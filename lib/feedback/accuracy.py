@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from lib.assessment.tester.report import chart_rows, render_html
 from lib.assessment.tester.stats import Prediction, compute_all, group_of, metrics
-from lib.feedback.records import AssessmentRecord, query_records, utcnow
+from lib.feedback.records import AssessmentRecord, count_records, in_window, query_records, utcnow
 from lib.store.assessment_schema import assessment_feedback, assessment_records
 
 TEMPLATE = "feedback_report.html.j2"
@@ -40,9 +40,15 @@ class Verdicts:
 
 
 def teacher_verdicts(
-    engine: sa.Engine, *, lesson: str | None = None, since: datetime | None = None, with_code: bool = False
+    engine: sa.Engine,
+    *,
+    lesson: str | None = None,
+    since: datetime | None = None,
+    with_code: bool = False,
+    light: bool = False,
 ) -> Verdicts:
-    records = query_records(engine, lesson=lesson, since=since, with_code=with_code)
+    """The judged records of the window (``light``: without their texts) and their teacher labels."""
+    records = query_records(engine, lesson=lesson, since=since, with_code=with_code, light=light)
     by_id = {r.id: r for r in records}
     f, r = assessment_feedback, assessment_records
     query = (
@@ -50,10 +56,7 @@ def teacher_verdicts(
         .join(r, r.c.id == f.c.assessment_id)
         .order_by(f.c.created_at, f.c.id)
     )
-    if lesson is not None:
-        query = query.where(r.c.lesson == lesson)
-    if since is not None:
-        query = query.where(r.c.created_at >= since)
+    query = in_window(query, lesson=lesson, since=since)
     labels: dict[str, dict[str, str]] = {}
     thumbs_down: set[tuple[str, str]] = set()
     with engine.connect() as conn:
@@ -111,7 +114,7 @@ def weekly(verdicts: Verdicts) -> dict[str, list[dict[str, Any]]]:
 
 def summary(engine: sa.Engine, *, lesson: str | None = None, since: datetime | None = None) -> dict[str, Any]:
     """``GET /assessment/feedback/summary`` and ``aiproxy-admin feedback report``."""
-    verdicts = teacher_verdicts(engine, lesson=lesson, since=since)
+    verdicts = teacher_verdicts(engine, lesson=lesson, since=since, light=True)
     preds = predictions(verdicts)
     judged = {p.student_id for p in preds}
     lessons: dict[str, Sequence[str]] = dict(
@@ -120,7 +123,7 @@ def summary(engine: sa.Engine, *, lesson: str | None = None, since: datetime | N
     return {
         "filters": {"lesson": lesson, "since": since.isoformat() if since else None},
         "generated_at": utcnow().isoformat(timespec="seconds") + "Z",
-        "assessments": len(verdicts.records),
+        "assessments": count_records(engine, lesson=lesson, since=since),
         "assessments_with_feedback": len(judged),
         "pairs": len(preds),
         "thumbs_down_without_label": verdicts.thumbs_down_without_label,

@@ -19,13 +19,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from lib.assessment.types import AssessmentRequest, AssessmentResult
 from lib.ledger import LedgerWriter
-from lib.store.assessment_schema import assessment_records
+from lib.store.assessment_schema import assessment_feedback, assessment_records
 
 
 def sha256(text: str) -> str:
@@ -113,22 +113,25 @@ class AssessmentRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> AssessmentRecord:
+        """From a full row, or a ``light`` one (the texts left out read as empty)."""
+        m = row._mapping
+        answer = m.get("answer")
         return cls(
-            id=row.id,
-            created_at=row.created_at,
-            lesson=row.lesson,
-            model=row.model,
-            prompt=row.prompt,
-            rubric=row.rubric,
-            rubric_sha256=row.rubric_sha256,
-            prompt_sha256=row.prompt_sha256,
-            code_sha256=row.code_sha256,
-            examples=tuple((str(a), str(b)) for a, b in json.loads(row.examples)),
-            remove_comments=bool(row.remove_comments),
-            key_concepts=tuple(json.loads(row.key_concepts)),
-            ai_labels=dict(json.loads(row.ai_labels)),
-            code=row.code,
-            answer=tuple(json.loads(row.answer)) if row.answer else (),
+            id=m["id"],
+            created_at=m["created_at"],
+            lesson=m["lesson"],
+            model=m["model"],
+            prompt=m.get("prompt", ""),
+            rubric=m.get("rubric", ""),
+            rubric_sha256=m["rubric_sha256"],
+            prompt_sha256=m["prompt_sha256"],
+            code_sha256=m["code_sha256"],
+            examples=tuple((str(a), str(b)) for a, b in json.loads(m.get("examples", "[]"))),
+            remove_comments=bool(m["remove_comments"]),
+            key_concepts=tuple(json.loads(m["key_concepts"])),
+            ai_labels=dict(json.loads(m["ai_labels"])),
+            code=m.get("code"),
+            answer=tuple(json.loads(answer)) if answer else (),
         )
 
 
@@ -140,17 +143,43 @@ def load_record(engine: sa.Engine, assessment_id: str) -> AssessmentRecord | Non
     return AssessmentRecord.from_row(row) if row is not None else None
 
 
-def query_records(
-    engine: sa.Engine, *, lesson: str | None = None, since: datetime | None = None, with_code: bool = False
-) -> list[AssessmentRecord]:
-    """Records in creation order, optionally of one lesson, since a time, only those with code."""
-    query = sa.select(assessment_records).order_by(assessment_records.c.created_at, assessment_records.c.id)
+_Query = TypeVar("_Query", bound=sa.Select[Any])
+#: the large columns a ``light`` query leaves out (accuracy needs only labels, lesson and time)
+_TEXTS = frozenset({"prompt", "rubric", "examples", "code", "answer"})
+
+
+def in_window(query: _Query, *, lesson: str | None, since: datetime | None) -> _Query:
+    """``query`` restricted to one lesson and/or assessments since a time."""
     if lesson is not None:
         query = query.where(assessment_records.c.lesson == lesson)
     if since is not None:
         query = query.where(assessment_records.c.created_at >= since)
+    return query
+
+
+def count_records(engine: sa.Engine, *, lesson: str | None = None, since: datetime | None = None) -> int:
+    query = in_window(sa.select(sa.func.count()).select_from(assessment_records), lesson=lesson, since=since)
+    with engine.connect() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def query_records(
+    engine: sa.Engine,
+    *,
+    lesson: str | None = None,
+    since: datetime | None = None,
+    with_code: bool = False,
+    light: bool = False,
+) -> list[AssessmentRecord]:
+    """Records that have feedback, in creation order, optionally of one lesson, since a time, only
+    those with code; ``light`` leaves the large text columns in the database."""
+    t = assessment_records
+    columns = [c for c in t.c if not (light and c.name in _TEXTS)]
+    judged = sa.select(assessment_feedback.c.assessment_id)
+    query = sa.select(*columns).where(t.c.id.in_(judged)).order_by(t.c.created_at, t.c.id)
+    query = in_window(query, lesson=lesson, since=since)
     if with_code:
-        query = query.where(assessment_records.c.code.is_not(None))
+        query = query.where(t.c.code.is_not(None))
     with engine.connect() as conn:
         return [AssessmentRecord.from_row(row) for row in conn.execute(query)]
 
