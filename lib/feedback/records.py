@@ -194,15 +194,22 @@ class AssessmentRecorder:
         self.engine = engine
         self.store_code = store_code
         self.writer = LedgerWriter(
-            engine, flush_seconds=flush_seconds, queue_max=queue_max, table=assessment_records
+            engine,
+            flush_seconds=flush_seconds,
+            queue_max=queue_max,
+            table=assessment_records,
+            prepare=self._row,
         )
 
     def record(self, request: AssessmentRequest, result: AssessmentResult, *, key_id: str) -> str:
+        """Queue the inputs (an append); the row (hashes, JSON) is built in the writer thread."""
         assessment_id = new_assessment_id()
-        self.writer.record(
-            record_row(assessment_id, request, result, key_id=key_id, store_code=self.store_code)
-        )
+        self.writer.record({"id": assessment_id, "inputs": (request, result, key_id, utcnow())})
         return assessment_id
+
+    def _row(self, queued: dict[str, Any]) -> dict[str, Any]:
+        request, result, key_id, now = queued["inputs"]
+        return record_row(queued["id"], request, result, key_id=key_id, store_code=self.store_code, now=now)
 
     def find(self, assessment_id: str) -> AssessmentRecord | None:
         found = load_record(self.engine, assessment_id)

@@ -43,10 +43,14 @@ class LedgerWriter:
         flush_seconds: float = 0.5,
         queue_max: int = 100_000,
         table: sa.Table = usage_ledger,
+        prepare: Callable[[Any], dict[str, Any]] | None = None,
     ) -> None:
-        """``table``: where the rows go (the usage ledger; assessment records reuse the same writer)."""
+        """``table``: where the rows go (the usage ledger; assessment records reuse the same writer).
+        ``prepare``: turns what ``record`` queued into the row, in the writer thread, so a caller whose
+        row is costly to build (hashes, JSON) queues its inputs and the request path stays an append."""
         self.engine = engine
         self.table = table
+        self.prepare = prepare
         self.flush_seconds = flush_seconds
         self.queue_max = queue_max
         self._rows: deque[dict[str, Any]] = deque()
@@ -105,7 +109,7 @@ class LedgerWriter:
                     batch.append(self._rows.popleft())
                 try:
                     with self.engine.begin() as conn:
-                        conn.execute(self.table.insert(), batch)
+                        conn.execute(self.table.insert(), self._prepared(batch))
                 except (sa.exc.DataError, sa.exc.IntegrityError):
                     # A row the database refuses (not an outage) must not block the ledger forever.
                     self._insert_each(batch)
@@ -125,11 +129,14 @@ class LedgerWriter:
             self.written += written
             return written
 
+    def _prepared(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return batch if self.prepare is None else [self.prepare(row) for row in batch]
+
     def _insert_each(self, batch: list[dict[str, Any]]) -> None:
         for row in batch:
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(self.table.insert(), [row])
+                    conn.execute(self.table.insert(), self._prepared([row]))
             except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
                 self.dropped += 1
                 log.error("ledger: row refused by the database", extra={"error": type(exc).__name__})
