@@ -7,12 +7,10 @@ extractor), on the built dataset gives the summary's accuracy -> fine-tuning JSO
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +23,7 @@ from lib.providers.gateway import Gateway
 from lib.store import Store
 from lib.store.assessment_schema import assessment_feedback, assessment_records
 from tests.conftest import make_settings
+from tests.e2e.test_keys_ledger_service import call
 from tests.feedback.conftest import LESSON, SPRITES, E, run_hand_case
 from tests.feedback.test_dataset import write_experiment
 from tests.support.server import Service
@@ -33,31 +32,12 @@ pytestmark = pytest.mark.e2e
 KEY = "e2e-feedback-key"
 
 
-def call(port: int, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        headers = {"Authorization": KEY}
-        payload = None
-        if body is not None and path == "/assessment":  # the web app's form post
-            payload = urlencode(body)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif body is not None:
-            payload = json.dumps(body)
-            headers["Content-Type"] = "application/json"
-        conn.request(method, path, body=payload, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, json.loads(raw) if raw.startswith(b"{") else raw
-    finally:
-        conn.close()
-
-
 def poster(port: int) -> Any:
     def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
         # a record queued by the other worker is in the database within LEDGER_FLUSH_SECONDS
         deadline = time.monotonic() + 5
         while True:
-            status, answer = call(port, "POST", path, body)
+            status, answer = call(port, path, body, key=KEY)
             if status != 404 or time.monotonic() > deadline:
                 return status, answer
             time.sleep(0.05)
@@ -121,14 +101,14 @@ def test_assess_feedback_summary_dataset_tester_finetune(database_url: str, tmp_
             ),
         ]
         for body, status in refused:
-            assert call(svc.port, "POST", "/assessment/feedback", body)[0] == status
+            assert call(svc.port, "/assessment/feedback", body, key=KEY)[0] == status
         assert counts(store.engine) == before
-        status, summary = call(svc.port, "GET", "/assessment/feedback/summary")
+        status, summary = call(svc.port, "/assessment/feedback/summary", key=KEY, method="GET")
         assert status == 200
         overall = summary["statistics"]["overall"]
         assert (summary["pairs"], overall["exact"]["k"], overall["pass_fail"]["k"]) == (7, 5, 6)
         assert overall["kappa"] == pytest.approx(19 / 33)
-        status, page = call(svc.port, "GET", "/assessment/feedback/report")
+        status, page = call(svc.port, "/assessment/feedback/report", key=KEY, method="GET")
         assert status == 200 and b"Production accuracy" in page
         # label the rest so every judged program is a complete dataset row
         rest = [("B", "Position - Elements and the Coordinate System", "No Evidence")]
@@ -139,8 +119,8 @@ def test_assess_feedback_summary_dataset_tester_finetune(database_url: str, tmp_
                 "teacher": "t3",
                 "key_concepts": [{"key_concept": kc, "label": label}],
             }
-            assert call(svc.port, "POST", "/assessment/feedback", body)[0] == 200
-        status, summary = call(svc.port, "GET", "/assessment/feedback/summary")
+            assert call(svc.port, "/assessment/feedback", body, key=KEY)[0] == 200
+        status, summary = call(svc.port, "/assessment/feedback/summary", key=KEY, method="GET")
         assert summary["pairs"] == 9
     assert svc.proc is not None and svc.proc.returncode == 0
 

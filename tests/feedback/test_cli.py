@@ -12,7 +12,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from lib.admin import main
 from lib.feedback.records import utcnow
 from lib.store.assessment_schema import assessment_records
 from tests.feedback.conftest import (
@@ -28,6 +27,7 @@ from tests.feedback.conftest import (
     counts,
     engine_of,
 )
+from tests.store.test_admin_cli import run
 
 
 @pytest.fixture
@@ -36,12 +36,6 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) 
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setenv("STORE_STUDENT_CODE", "1")
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
