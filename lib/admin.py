@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -68,15 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _when(text: str) -> datetime:
-    try:
-        return datetime.combine(date.fromisoformat(text), time())
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {text!r}") from None
-    return moment if moment.tzinfo is None else moment.astimezone().replace(tzinfo=None)
+    """A UTC date (its midnight) or an ISO 8601 time, as naive UTC: the feedback commands' parsing."""
+    return feedback_cli.since_arg(text)
 
 
 def _spec(args: argparse.Namespace) -> KeySpec:
