@@ -188,11 +188,3 @@ def hits_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
         }
         for h in hits
     ]
-
-
-def ensure_mapping(value: Any, name: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidRequestError(f"{name} must be an object", field=name)
-    return dict(value)
