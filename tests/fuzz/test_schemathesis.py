@@ -93,7 +93,7 @@ class FakeLocal:
     def _text(self, request: ChatRequest) -> str:
         if request.json_schema is not None:
             return json.dumps(bm.sample_for_schema(request.json_schema.schema))
-        return "local: " + (request.messages[-1].content[:40] if request.messages else "")
+        return "local: " + (request.messages[-1].text[:40] if request.messages else "")
 
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
         text = self._text(request)
