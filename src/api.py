@@ -109,6 +109,26 @@ def _validate(model: type[M], data: dict[str, Any]) -> M:
     return model.model_validate(data)
 
 
+def no_body() -> None:
+    """For routes that take no body: read it anyway, before acting.
+
+    Reading counts the bytes against ``MAX_BODY_BYTES`` and checks the chunked framing
+    (``src/body_limit.py``), so an oversized or malformed body is a 413/400 here instead of the
+    route acting on it (a revoked key, a deleted collection) and the server then dropping the
+    connection with the body unread (the client sees a reset, not the answer).  Nothing or an empty
+    JSON object is accepted; anything else is a 400 rather than silently ignored.
+    """
+    raw = request.get_data(cache=True).strip()
+    if not raw:
+        return
+    try:
+        empty = json.loads(raw) == {}
+    except (ValueError, RecursionError):
+        empty = False
+    if not empty:
+        raise InvalidRequestError("this route takes no request body (send none, or {})", field="body")
+
+
 def parse_body(model: type[M], *, allow_form: bool = False) -> M:
     """Validate the request body as ``model``; bad input raises 400 naming the field."""
     mimetype = request.mimetype or ""

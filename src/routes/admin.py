@@ -21,7 +21,7 @@ from lib.errors import AIProxyError, InvalidRequestError
 from lib.keys import KeyRecord, KeyRepository, KeySpec
 from lib.ledger import usage_report
 from src.accounts import ACCOUNTS_EXTENSION, Accounts
-from src.api import documented, parse_body
+from src.api import documented, no_body, parse_body
 from src.auth import require_auth
 from src.errors import error_response
 
@@ -156,10 +156,11 @@ def get_key(key_id: str) -> Response:
 @documented(
     "Revoke a key (every replica refuses it within KEY_CACHE_REFRESH_SECONDS)",
     responses={200: KeyOut},
-    errors=(403, 404, 503),
+    errors=(400, 403, 404, 503),
     tags=("admin",),
 )
 def revoke_key(key_id: str) -> Response:
+    no_body()
     return jsonify(_repo().revoke(key_id).public())
 
 
@@ -172,6 +173,7 @@ def revoke_key(key_id: str) -> Response:
     tags=("admin",),
 )
 def rotate_key(key_id: str) -> Response:
+    no_body()
     record, plaintext = _repo().rotate(key_id)
     return _created(record, plaintext, 200)
 

@@ -129,6 +129,10 @@ def assessment() -> Response:
 
 def _fixture_route(name: str) -> Response:
     fields = fixtures.fixture_fields(name)
+    if request.method == "POST":
+        # Read the whole body first, whatever its type, so MAX_BODY_BYTES and the chunked framing are
+        # checked before the model is called (a JSON body is not read by request.form).
+        request.get_data(cache=True)
     overrides = request.values if request.method == "GET" else request.form or request.args
     for key in ("model", "num-responses", "temperature"):
         value = overrides.get(key)

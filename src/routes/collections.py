@@ -21,7 +21,7 @@ from lib.retrieval.grounding import citations, grounded_messages
 from lib.retrieval.service import Retrieval, check_filter, hits_json
 from lib.retrieval.store import CollectionConflictError, CollectionNotFoundError, CollectionStore
 from src.accounts import ACCOUNTS_EXTENSION
-from src.api import UPSTREAM_ERRORS, documented, parse_body, services
+from src.api import UPSTREAM_ERRORS, documented, no_body, parse_body, services
 from src.auth import require_auth
 from src.errors import error_response
 from src.schemas import RetrievalIn
@@ -194,10 +194,11 @@ def create_collection() -> Response | tuple[Response, int]:
 @documented(
     "Delete a collection and its documents",
     responses={200: DeletedOut},
-    errors=(401, 403, 404),
+    errors=(400, 401, 403, 404),
     tags=("retrieval",),
 )
 def delete_collection(name: str) -> Response:
+    no_body()
     svc = retrieval()
     svc.store.delete(name)
     svc.forget(name)
@@ -231,8 +232,11 @@ def add_document(name: str) -> Response:
 
 @bp.delete("/collections/<name>/documents/<path:doc_id>")
 @require_auth
-@documented("Delete a document", responses={200: DeletedOut}, errors=(401, 403, 404), tags=("retrieval",))
+@documented(
+    "Delete a document", responses={200: DeletedOut}, errors=(400, 401, 403, 404), tags=("retrieval",)
+)
 def delete_document(name: str, doc_id: str) -> Response:
+    no_body()
     svc = retrieval()
     svc.store.delete_document(svc.store.get(name), doc_id)
     return jsonify({"deleted": doc_id})
