@@ -3,7 +3,8 @@
 Each worker holds one ``LiveIndex`` per collection it has queried.  Before a query it reads the
 collection's ``generation`` (one indexed row); when another worker or replica has written since,
 it diffs the chunk row ids (chunk rows never change their vectors) and adds or removes only the
-difference, so a write costs the readers the new rows, not a rebuild.  An exact index that grows past
+difference, so a write costs the readers the new rows, not a rebuild.  Adding runs on an OS thread
+under gevent (the first load of a large collection is seconds of native work).  An exact index that grows past
 ``HNSW_THRESHOLD`` is rebuilt once as HNSW.
 
 Filters (``{"field": value}`` or ``{"field": [v1, v2]}`` on document metadata, all must match) pick
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from lib.concurrency import OSThreadRunner
 from lib.errors import InvalidRequestError
 from lib.retrieval.index import (
     HNSW_THRESHOLD,
@@ -83,9 +85,14 @@ def check_filter(where: Any) -> Filter:
 class Retrieval:
     """One per app.  ``embed(model, texts)`` is the gateway's embedding call with the request's deadline."""
 
-    def __init__(self, store: CollectionStore, index_kind: str = "auto") -> None:
+    def __init__(
+        self, store: CollectionStore, index_kind: str = "auto", runner: OSThreadRunner | None = None
+    ) -> None:
         self.store = store
         self.index_kind = index_kind
+        #: Index builds run on an OS thread under gevent: an HNSW insert of many chunks is seconds of
+        #: native work that would otherwise stall every request of the worker (``lib/concurrency.py``).
+        self.runner = runner or OSThreadRunner(1, nice=5)
         self._live: dict[str, LiveIndex] = {}
         self._lock = threading.Lock()
 
@@ -127,7 +134,7 @@ class Retrieval:
                 live.doc_of.pop(key, None)
         keys, doc_ids, matrix = self.store.chunk_vectors(sorted(wanted - have))
         if keys and live.index is not None:
-            live.index.add(np.asarray(keys, dtype=np.int64), matrix)
+            self.runner.call(live.index.add, np.asarray(keys, dtype=np.int64), matrix)
             live.doc_of.update(zip(keys, doc_ids, strict=True))
         live.metadata = self.store.document_metadata(coll)
 

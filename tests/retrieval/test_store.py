@@ -145,3 +145,19 @@ def test_create_rules(retrieval: Retrieval) -> None:
     with pytest.raises(InvalidRequestError):
         retrieval.store.upsert(coll, "nul", "a\x00b", {}, lambda m, t: [[1.0]])
     assert retrieval.query("c1", [1.0, 0.0], 3) == []
+
+
+def test_index_builds_run_on_the_runner_thread_pool(database_url: str, minilm: Embedder) -> None:
+    """Under gevent the build goes to an OS thread; forced here, the results are the same."""
+    from lib.concurrency import OSThreadRunner
+
+    store = Store(database_url)
+    store.migrate()
+    runner = OSThreadRunner(1, force_threads=True)
+    offloaded = Retrieval(CollectionStore(store.engine), runner=runner)
+    coll, _ = offloaded.store.create("offloaded", "local", 200, 40)
+    offloaded.store.upsert(coll, "a", "Sprites move with the counter pattern.", {}, minilm)
+    assert [h.doc_id for h in offloaded.query_text("offloaded", "counter pattern", 3, minilm)] == ["a"]
+    assert runner._pool is not None  # the add went through the runner's own OS-thread pool
+    runner.close()
+    store.dispose()
