@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from lib.assessment.comments import comment_ranges, remove_comments
 from lib.assessment.tester.data import LABELS_FILE
+from lib.assessment.tester.options import IDENTIFIER_RULE, is_identifier
 from lib.errors import InvalidRequestError
 from lib.feedback.accuracy import teacher_verdicts
 from lib.feedback.records import AssessmentRecord, utcnow
@@ -116,7 +117,13 @@ def select(
 
 
 def build_dataset(engine: sa.Engine, *, lesson: str, since: datetime | None, out: Path) -> dict[str, Any]:
-    """Write the dataset folder ``out`` (replacing it atomically); return its manifest."""
+    """Write the dataset folder ``out`` (replacing it atomically); return its manifest.
+
+    ``lesson`` becomes a folder name, and /assessment callers may send any text as a lesson: one that
+    is not a plain name (``../x``, ``a/b``, ``.hidden``) is refused before anything is read or written.
+    """
+    if not is_identifier(lesson):
+        raise InvalidRequestError(f"lesson {lesson[:80]!r} is not a name ({IDENTIFIER_RULE})", field="lesson")
     verdicts = teacher_verdicts(engine, lesson=lesson, since=since, with_code=True)
     kept, counts = select(verdicts.records, verdicts.labels)
     if not kept:

@@ -19,8 +19,10 @@ from moto import mock_aws
 from lib.assessment.fixtures import read
 from lib.assessment.tester.cli import Env
 from lib.assessment.tester.cli import run as run_tester
+from lib.errors import InvalidRequestError
 from lib.feedback.dataset import build_dataset, normalised_hash, strip_personal
 from lib.providers.gateway import Gateway
+from lib.store.assessment_schema import assessment_records
 from tests.conftest import make_settings
 from tests.feedback.conftest import (
     AUTH,
@@ -208,3 +210,19 @@ def test_rubric_tester_on_the_built_dataset_matches_the_summary(
     assert summary["pairs"] == tester["statistics"]["overall"]["n"] == 9
     assert tester["statistics"]["overall"] == summary["statistics"]["overall"]
     assert tester["statistics"]["lessons"][LESSON] == summary["statistics"]["lessons"][LESSON]
+
+
+@pytest.mark.parametrize("lesson", ["../../escaped", "/tmp/abs", "a/b", ".hidden"])
+def test_a_lesson_that_is_not_a_name_never_becomes_a_path(
+    app: Flask, client: FlaskClient, tmp_path: Path, lesson: str
+) -> None:
+    made = assess(client, PROGRAMS["sprite"])["metadata"]["assessment_id"]
+    label_all(client, made, dict.fromkeys(KCS, E))
+    counts(app)
+    with engine_of(app).begin() as conn:  # /assessment callers may send any text as the lesson
+        conn.execute(assessment_records.update().values(lesson=lesson))
+    out = tmp_path / "work" / "datasets" / "prod"
+    with pytest.raises(InvalidRequestError, match="is not a name") as info:
+        build_dataset(engine_of(app), lesson=lesson, since=None, out=out)
+    assert info.value.field == "lesson"
+    assert not (tmp_path / "escaped").exists() and not (tmp_path / "work").exists()
