@@ -181,6 +181,7 @@ def create_collection() -> Response | tuple[Response, int]:
     if body.chunk_overlap >= body.chunk_tokens:
         raise InvalidRequestError("chunk_overlap must be smaller than chunk_tokens", field="chunk_overlap")
     model = body.model or services().gateway.default_model("embedding")
+    services().gateway.resolve(model)  # an unknown model is a 400 now, not at the first document
     try:
         coll, created = retrieval().store.create(body.name, model, body.chunk_tokens, body.chunk_overlap)
     except CollectionConflictError as exc:

@@ -66,6 +66,7 @@ def test_bad_input_names_the_field(client: FlaskClient, auth: dict[str, str]) ->
         ("/collections", {"name": "has space"}, "name"),
         ("/collections", {"name": "ok", "chunk_tokens": 20, "chunk_overlap": 20}, "chunk_overlap"),
         ("/collections", {"name": "ok", "shape": 1}, "shape"),
+        ("/collections", {"name": "ok", "model": "no-such-model"}, "model"),
     ]
     for path, body, field in cases:
         r = client.post(path, json=body, headers=auth)
