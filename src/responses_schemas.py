@@ -77,8 +77,13 @@ ToolOutputPart = Annotated[InputText | InputImage, Field(discriminator="type")]
 
 def _text_as_parts(v: Any) -> Any:
     """Text content is one ``input_text`` part: one shape to validate, and error locations without
-    pydantic's union branch names."""
-    return [{"type": "input_text", "text": v}] if isinstance(v, str) else v
+    pydantic's union branch names.  Text that is too long is refused here, so the error names the
+    field as the body spells it (``input.0.content``, not the ``.0.text`` of the part made from it)."""
+    if not isinstance(v, str):
+        return v
+    if len(v) > MAX_CONTENT_CHARS:
+        raise ValueError(f"at most {MAX_CONTENT_CHARS} characters, got {len(v)}")
+    return [{"type": "input_text", "text": v}]
 
 
 #: A string or a list of parts (the string validated as one ``input_text`` part).
