@@ -225,6 +225,7 @@ class Settings(BaseSettings):
         "database_url",
         "key_hash_secret",
         "redis_url",
+        "record_retention_days",
         "jwt_issuer",
         "jwt_audience",
         mode="before",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from lib.feedback.records import load_record, sha256, utcnow
 from lib.feedback.retention import RetentionJob, delete_expired
 from lib.store.assessment_schema import assessment_feedback, assessment_records
+from tests.conftest import make_settings
 from tests.feedback.conftest import (
     AUTH,
     KCS,
@@ -202,3 +204,10 @@ def test_retention_job_runs_in_the_app(make_app: Callable[..., Flask]) -> None:
         job._stop.wait(0.05)
     job.stop()
     assert load_record(engine_of(app), assessment_id) is None
+
+
+def test_blank_retention_setting_means_keep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECORD_RETENTION_DAYS", "")
+    assert make_settings().record_retention_days is None
+    monkeypatch.setenv("RECORD_RETENTION_DAYS", "30")
+    assert make_settings().record_retention_days == 30
