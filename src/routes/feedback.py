@@ -1,10 +1,11 @@
-"""``POST /assessment/feedback`` and ``GET /assessment/feedback/summary``: teachers' verdicts on
-assessments and the production accuracy they measure.
+"""``POST /assessment/feedback``, ``GET /assessment/feedback/summary`` and ``/report``: teachers'
+verdicts on assessments and the production accuracy they measure (JSON, or the HTML report page).
 
 Nested in the assessment blueprint (same ``assessment`` scope).  The work is in ``lib.feedback``;
 this module reads the body (JSON, form-urlencoded or multipart, ``key_concepts`` as JSON text in a
 form), maps the outcome to 200/400/404/409 and builds the app's ``AssessmentRecorder`` (one per app,
-sharing the store the keys and ledger use; closed by gunicorn's ``worker_exit``).
+sharing the store the keys and ledger use; closed by gunicorn's ``worker_exit``) and, with
+``RECORD_RETENTION_DAYS``, the retention job.
 """
 
 from __future__ import annotations
