@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import ipaddress
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -91,6 +92,11 @@ def require_auth(view: F) -> F:
         settings: Settings = current_app.extensions["aiproxy"].settings
         keys = settings.api_keys
         if not keys and settings.aiproxy_allow_unauthenticated:
+            if not _loopback_client(request.remote_addr):
+                return _unauthorized(
+                    "this service runs without AIPROXY_API_KEY (the development switch), which serves "
+                    "loopback clients only"
+                )
             _bind(ANONYMOUS)
             return view(*args, **kwargs)
         key = presented_key(request.headers.get("Authorization"))
@@ -145,6 +151,22 @@ def _virtual_key_call(key: str, view: Callable[..., Any], args: Any, kwargs: Any
     limits = Limits(record.rpm, record.tpm, record.max_concurrent, record.tier)  # type: ignore[arg-type]
     quota().admit(Caller(f"key:{record.id}", f"key {record.name!r}", limits))
     return view(*args, **kwargs)
+
+
+def _loopback_client(address: str | None) -> bool:
+    """The open development mode serves only clients connecting from this machine.
+
+    The server checks its bind addresses at start-up (src/gunicorn_conf.py, src/server.py), but a
+    start-up check can be bypassed (``bin/serve -c other.conf``, another WSGI server, a port forward
+    added later); the peer address of each request cannot, so the switch holds per request too.  A
+    unix-socket peer (no IP address) is not provably local and is refused, as at start-up.
+    """
+    try:
+        ip = ipaddress.ip_address((address or "").split("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return bool(ip.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
 def _unauthorized(message: str) -> Response:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -24,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.server import Service
+from tests.support.server import REPO, Service, free_port
 from tests.support.trickle import TrickleUpstream
 
 pytestmark = pytest.mark.e2e
@@ -401,3 +404,61 @@ def test_lone_surrogates_in_every_text_field_are_400_naming_it(rig: Rig) -> None
     )
     assert status == 400 and _error(out) == ("invalid_request", "key_concepts.0.key_concept"), out
     assert rig.upstream_calls() == before
+
+
+# --- the keyless development mode, with the start-up bind check bypassed --------------------------
+def _this_machines_address() -> str | None:
+    """A non-loopback address of this machine (the route a UDP socket would take; nothing is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = str(probe.getsockname()[0])
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_keyless_service_on_all_interfaces_still_serves_only_loopback(tmp_path: Any) -> None:
+    """``bin/serve -c /dev/null --bind 0.0.0.0:PORT`` replaces the config that checks the binds at
+    start-up: the service starts open on every interface, but a client from another address gets 401."""
+    external = _this_machines_address()
+    if external is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to connect from")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIPROXY_", "OPENAI_", "GUNICORN_"))}
+    env.update(
+        AIPROXY_CONFIG_FILE="/nonexistent",
+        AIPROXY_VENV=sys.prefix,
+        DATA_DIR=str(tmp_path),
+        WEB_CONCURRENCY="1",
+    )
+    proc = subprocess.Popen(
+        [str(REPO / "bin" / "serve"), "-c", "/dev/null", "--bind", f"0.0.0.0:{port}"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
+            with contextlib.suppress(OSError):
+                if _get(("127.0.0.1", port), "/v1/models")[0] == 200:
+                    break
+            time.sleep(0.2)
+        status, body = _get((external, port), "/v1/models")
+        assert status == 401 and _error(body)[0] == "unauthorized", body
+        assert _get((external, port), "/")[0] == 200  # the health check stays open
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _get(address: tuple[str, int], path: str) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(*address, timeout=10)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
