@@ -7,13 +7,16 @@ statuses as ``/embeddings``.  One ``Retrieval`` per app, on the app's store (``s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, jsonify
 from pydantic import BaseModel, ConfigDict, Field
 
-from lib.errors import InvalidRequestError
+from lib.errors import AIProxyError, InvalidRequestError
 from lib.providers.base import Message, TextPart
 from lib.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
 from lib.retrieval.examples import nearest_examples
@@ -27,8 +30,35 @@ from src.errors import error_response
 from src.schemas import RetrievalIn
 
 bp = Blueprint("collections", __name__)
+log = logging.getLogger("aiproxy.retrieval")
 RETRIEVAL_EXTENSION = "aiproxy.retrieval"
 Scalar = str | int | float | bool | None
+
+
+class RetrievalStoreDownError(AIProxyError):
+    """The store cannot be reached: 503 with Retry-After, on the collections routes and on chat or
+    assessment requests that name a collection, never a 500."""
+
+    kind = "database_unavailable"
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        log.warning("retrieval: database error", extra={"error": type(exc.orig).__name__})
+        raise RetrievalStoreDownError(
+            "the database is unavailable; try again shortly", retry_after=5
+        ) from None
+
+
+@bp.errorhandler(sa.exc.DBAPIError)
+def _store_down(exc: sa.exc.DBAPIError) -> Response:
+    log.warning("retrieval: database error", extra={"error": type(exc.orig).__name__})
+    return error_response(
+        503, "the database is unavailable; try again shortly", "database_unavailable", retry_after=5
+    )
 
 
 def retrieval() -> Retrieval:
@@ -69,7 +99,8 @@ def ground(
         )
     where = check_filter(spec.filter)
     try:
-        hits = retrieval().query_text(spec.collection, query_text, spec.k, embed_with_gateway, where)
+        with _store_errors():
+            hits = retrieval().query_text(spec.collection, query_text, spec.k, embed_with_gateway, where)
     except CollectionNotFoundError as exc:
         raise InvalidRequestError(exc.message, field="retrieval.collection") from None
     return grounded_messages(messages, hits), citations(hits)
@@ -88,7 +119,8 @@ def examples_by_similarity(fields: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError):
         raise InvalidRequestError("examples-count must be an integer", field="examples-count") from None
     try:
-        pairs = nearest_examples(retrieval(), str(name), code, k, embed_with_gateway)
+        with _store_errors():
+            pairs = nearest_examples(retrieval(), str(name), code, k, embed_with_gateway)
     except CollectionNotFoundError as exc:
         raise InvalidRequestError(exc.message, field="examples-collection") from None
     return {**fields, "examples": [list(pair) for pair in pairs]}
@@ -172,7 +204,7 @@ def _conflict(exc: CollectionConflictError) -> Response:
     "Create a retrieval collection (idempotent for the same settings)",
     body=CollectionIn,
     responses={200: CollectionOut, 201: CollectionOut},
-    errors=(400, 401, 403, 409),
+    errors=(400, 401, 403, 409, 503),
     tags=("retrieval",),
     description="201 created, 200 already there with the same settings, 409 there with other settings.",
 )
@@ -195,7 +227,7 @@ def create_collection() -> Response | tuple[Response, int]:
 @documented(
     "Delete a collection and its documents",
     responses={200: DeletedOut},
-    errors=(400, 401, 403, 404),
+    errors=(400, 401, 403, 404, 503),
     tags=("retrieval",),
 )
 def delete_collection(name: str) -> Response:
@@ -234,7 +266,7 @@ def add_document(name: str) -> Response:
 @bp.delete("/collections/<name>/documents/<path:doc_id>")
 @require_auth
 @documented(
-    "Delete a document", responses={200: DeletedOut}, errors=(400, 401, 403, 404), tags=("retrieval",)
+    "Delete a document", responses={200: DeletedOut}, errors=(400, 401, 403, 404, 503), tags=("retrieval",)
 )
 def delete_document(name: str, doc_id: str) -> Response:
     no_body()

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from src.accounts import ACCOUNTS_EXTENSION
 from tests.conftest import API_KEY, make_settings
 from tests.support.openai_mock import OpenAIMock
 
@@ -48,3 +49,25 @@ def test_chat_key_queries_admin_key_writes(client: FlaskClient) -> None:
     assert client.delete("/collections/notes/documents/d1", headers=chat).status_code == 403
     assert client.delete("/collections/notes", headers=chat).status_code == 403
     assert client.delete("/collections/notes", headers=admin).status_code == 200
+
+
+def test_database_down_is_503_on_collections_and_grounded_chat(
+    tmp_path: Path, app_factory: Callable[..., Flask]
+) -> None:
+    from tests.store.test_keys import UNREACHABLE
+
+    app = app_factory(make_settings(data_dir=tmp_path, database_url=UNREACHABLE))
+    client = app.test_client()
+    chat = {"messages": [{"role": "user", "content": "hi"}], "retrieval": {"collection": "notes"}}
+    form = {"code": "x = 1;", "prompt": "p", "rubric": "Key Concept,A\nk,a\n", "examples-collection": "notes"}
+    answers = [
+        client.post("/collections", json={"name": "notes", "model": "local"}, headers=ROOT),
+        client.post("/collections/notes/query", json={"query": "x"}, headers=ROOT),
+        client.delete("/collections/notes", headers=ROOT),
+        client.post("/chat", json=chat, headers=ROOT),
+        client.post("/assessment", data=form, headers=ROOT),
+    ]
+    for r in answers:
+        assert r.status_code == 503 and r.json["kind"] == "database_unavailable", r.json
+        assert r.headers["Retry-After"] == "5"
+    app.extensions[ACCOUNTS_EXTENSION].close()  # stop the start-up migration retries
