@@ -267,6 +267,21 @@ def fake_vector(text: str, dims: int = 8) -> list[float]:
     return [x / norm for x in raw]
 
 
+def _tool_blocks_without_config(body: dict[str, Any]) -> Reply | None:
+    """Converse's validation of tool history: ``toolUse``/``toolResult`` blocks in ``messages`` need a
+    ``toolConfig`` in the same request, else a ``ValidationException`` (400)."""
+    if body.get("toolConfig"):
+        return None
+    for message in body.get("messages") or []:
+        for block in message.get("content") or []:
+            if isinstance(block, dict) and ("toolUse" in block or "toolResult" in block):
+                return error(
+                    "ValidationException",
+                    "The toolConfig field must be defined when using toolUse and toolResult content blocks.",
+                )
+    return None
+
+
 def _forced_tool_input(body: dict[str, Any]) -> tuple[str, Any] | None:
     """``(name, input)`` for a forced ``toolChoice.tool`` (a minimal value of its schema), else ``None``."""
     tool_config = body.get("toolConfig") or {}
@@ -368,6 +383,9 @@ class BedrockMock(ScriptedServer[Reply]):
 
     def _default_converse(self, req: Recorded) -> Reply | dict[str, Any]:
         body = req.json if isinstance(req.json, dict) else {}
+        refused = _tool_blocks_without_config(body)
+        if refused is not None:
+            return refused
         text, prompt_tokens = self._answer_text(body)
         plan = _tool_plan(body)
         if isinstance(plan, str):
@@ -386,6 +404,9 @@ class BedrockMock(ScriptedServer[Reply]):
 
     def _default_converse_stream(self, req: Recorded) -> Reply | dict[str, Any]:
         body = req.json if isinstance(req.json, dict) else {}
+        refused = _tool_blocks_without_config(body)
+        if refused is not None:
+            return refused
         text, prompt_tokens = self._answer_text(body)
         plan = _tool_plan(body)
         if isinstance(plan, str):

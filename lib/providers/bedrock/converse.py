@@ -181,6 +181,30 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     return config
 
 
+def _tool_blocks_as_text(blocks: list[Block]) -> list[Block]:
+    """A history's ``toolUse``/``toolResult`` blocks as text, for a request that sends no ``toolConfig``.
+
+    Converse refuses tool blocks without a ``toolConfig`` ("The toolConfig field must be defined when
+    using toolUse and toolResult content blocks"), and OpenAI clients send exactly that: the tool
+    history with ``tool_choice: "none"`` (the Vercel AI SDK's last step, a forced final answer) or with
+    no ``tools`` at all (a summary after an agent loop). Declaring the tools again would let the model
+    call one, which ``none`` forbids; written as text, the model still reads what was called and
+    what came back."""
+    out: list[Block] = []
+    for block in blocks:
+        if "toolUse" in block:
+            use = block["toolUse"]
+            args = json.dumps(use["input"], separators=(",", ":"))
+            out.append({"text": f"[called tool {use['name']} (call id {use['toolUseId']}) with {args}]"})
+        elif "toolResult" in block:
+            result = block["toolResult"]
+            text = "\n".join(c.get("text", "") for c in result["content"])
+            out.append({"text": f"[result of tool call {result['toolUseId']}]: {text}"})
+        else:
+            out.append(block)
+    return out
+
+
 def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> ConverseCall:
     system, turns = _merge_turns(request.messages)
     if not turns:
@@ -196,6 +220,11 @@ def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> Conv
     schema = request.json_schema
     tool_config = _tool_config(request)
     if tool_config is not None:
+        forced = request.tool_choice is not None and request.tool_choice.mode in ("required", "function")
+        if schema is not None and forced:
+            # the forced call is the whole answer: no text is left for the format to shape
+            # (instructor's RESPONSES_TOOLS mode sends both), so the caller's tools are what is sent
+            schema = None
         if schema is not None:
             raise InvalidRequestError(
                 "response_format json_schema together with tools is not supported on Bedrock",
@@ -228,6 +257,9 @@ def build_converse_request(request: ChatRequest, caps: ChatCapabilities) -> Conv
         else:
             system.append(schema_instruction(schema))
             structured = StructuredOutput("instruction")
+
+    if "toolConfig" not in kwargs:
+        turns = [(role, _tool_blocks_as_text(blocks)) for role, blocks in turns]
 
     system_text = "\n\n".join(system)
     if system_text and not caps.system_prompt:

@@ -54,7 +54,10 @@ def plan_for(request: ChatRequest) -> ToolPlan | None:
     choice = request.tool_choice
     if not request.tools or (choice is not None and choice.mode == "none"):
         return None
-    if request.json_schema is not None:
+    # a forced call is the whole answer, so a text format has nothing to shape (instructor's
+    # RESPONSES_TOOLS mode sends both); only a possible text answer makes the pair ambiguous
+    forced = choice is not None and choice.mode in ("required", "function")
+    if request.json_schema is not None and not forced:
         raise InvalidRequestError(
             "response_format json_schema together with tools is not supported by the local model",
             field="response_format",
