@@ -76,7 +76,10 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         app.register_blueprint(bp)
     register_error_handlers(app)
     # MAX_BODY_BYTES on the bytes actually read (chunked bodies have no Content-Length to check).
-    app.wsgi_app = BodyLimitMiddleware(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
+    # ... and the body must arrive within the request deadline (a trickled body cannot hold a slot forever).
+    app.wsgi_app = BodyLimitMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, settings.max_body_bytes, settings.request_deadline_seconds
+    )
 
     @app.before_request
     def _start() -> None:

@@ -462,3 +462,39 @@ def _get(address: tuple[str, int], path: str) -> tuple[int, bytes]:
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+# --- a body that never arrives ------------------------------------------------------------------
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "trickled"])
+@pytest.mark.parametrize("path", ["/chat", "/v1/responses", "/collections/c-openai/documents"])
+def test_a_body_that_does_not_arrive_by_the_deadline_is_408(rig: Rig, path: str, trickle: bool) -> None:
+    """Headers promise 1,000 bytes; the client sends one (then a space every 0.5 s, or nothing). The
+    headers were complete, so only a bound on the body read ends this: the request's deadline."""
+    rig.up.mode = "fast"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{"
+    ).encode()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", rig.svc.port), timeout=DEADLINE + 20) as sock:
+        sock.sendall(head)
+        raw = b""
+        sock.settimeout(0.5)
+        while b"\r\n\r\n" not in raw and time.monotonic() - started < DEADLINE + 20:
+            try:
+                raw += sock.recv(65536)
+            except TimeoutError:
+                if trickle:
+                    with contextlib.suppress(OSError):
+                        sock.sendall(b" ")
+        seconds = time.monotonic() - started
+        head_bytes, _, body = raw.partition(b"\r\n\r\n")
+        with contextlib.suppress(TimeoutError):
+            while len(body) < 20 or not body.rstrip().endswith(b"}"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+    assert head_bytes.startswith(b"HTTP/1.1 408"), raw[:300]
+    assert seconds < DEADLINE + SLACK, seconds
+    assert _error(body)[0] == "request_timeout", body
