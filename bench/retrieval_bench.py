@@ -1,6 +1,6 @@
 """Retrieval: index query latency and recall at 100k x 384, ingest rate with ``local``, grounding cost.
 
-    .venv/bin/python bench/retrieval_bench.py [--chunks 100000] [--queries 500] [--ef 96] [--skip-local]
+    .venv/bin/python bench/retrieval_bench.py [--chunks 100000] [--queries 500] [--ef 320] [--skip-local]
 
 1. Index: ``--chunks`` unit vectors of 384 dimensions (``--data latent``: a 48-dimensional structure
    plus noise, like sentence embeddings; ``--data uniform``: the worst case), stored as chunk rows in
@@ -169,7 +169,7 @@ def main() -> None:
     )
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--ef", type=int, default=96, help="HNSW expansion_search (speed vs recall)")
+    parser.add_argument("--ef", type=int, default=320, help="HNSW expansion_search (speed vs recall)")
     parser.add_argument("--data", choices=("latent", "uniform"), default="latent", help="vector distribution")
     parser.add_argument("--skip-local", action="store_true", help="no MiniLM ingest / grounding stage")
     args = parser.parse_args()

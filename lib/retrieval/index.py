@@ -7,7 +7,7 @@ Two kinds, chosen per collection by size (``choose_kind``):
   small collections and every filtered query.
 - ``HnswIndex`` (``usearch``, a wheel with no server): a graph index whose query cost grows with the
   log of the collection; ``expansion_search`` trades speed for recall (the bench measures recall@10
-  against ``ExactIndex``).
+  against ``ExactIndex``: at 100k x 384, 96 gave 0.80 and the default 320 gives 0.97 at 8 ms p50).
 
 Why not sqlite-vec: this Python's ``sqlite3`` is built without ``enable_load_extension``, so the
 extension cannot be loaded.  Why not pgvector: Debian bookworm has no ``postgresql-15-pgvector``.
@@ -104,7 +104,7 @@ class ExactIndex:
 class HnswIndex:
     kind: IndexKind = "hnsw"
 
-    def __init__(self, dimensions: int, *, connectivity: int = 16, expansion_search: int = 96) -> None:
+    def __init__(self, dimensions: int, *, connectivity: int = 16, expansion_search: int = 320) -> None:
         from usearch.index import Index
 
         self.dimensions = dimensions
