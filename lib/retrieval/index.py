@@ -93,6 +93,11 @@ class ExactIndex:
     def vectors(self, keys: Keys) -> Matrix:
         return self._matrix[[self._where[int(key)] for key in keys]]
 
+    def contents(self) -> tuple[Keys, Matrix]:
+        """Every key and its vector.  ``add`` and ``remove`` replace these arrays rather than write
+        into them, so the pair stays a consistent snapshot for a background build to read."""
+        return self._keys, self._matrix
+
     def __len__(self) -> int:
         return len(self._keys)
 

@@ -4,8 +4,10 @@ Each worker holds one ``LiveIndex`` per collection it has queried.  Before a que
 collection's ``generation`` (one indexed row); when another worker or replica has written since,
 it diffs the chunk row ids (chunk rows never change their vectors) and adds or removes only the
 difference, so a write costs the readers the new rows, not a rebuild.  Adding runs on an OS thread
-under gevent (the first load of a large collection is seconds of native work).  An exact index that grows past
-``HNSW_THRESHOLD`` is rebuilt once as HNSW.
+under gevent.  A collection always loads into an exact index first; when it is (or grows) past
+``HNSW_THRESHOLD`` an HNSW index is built from it on a background OS thread
+(``lib/retrieval/background.py``) while queries are answered exactly, and the next query after the
+build switches to it, so a cold worker never waits minutes for its first answer.
 
 Filters (``{"field": value}`` or ``{"field": [v1, v2]}`` on document metadata, all must match) pick
 the allowed chunks first and then rank only those exactly, so a filter never loses results the way
@@ -14,8 +16,9 @@ post-filtering an approximate top-k can.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +26,10 @@ import numpy as np
 
 from lib.concurrency import OSThreadRunner
 from lib.errors import InvalidRequestError
+from lib.retrieval.background import BackgroundBuild
 from lib.retrieval.index import (
-    HNSW_THRESHOLD,
     ExactIndex,
+    IndexKind,
     VectorIndex,
     choose_kind,
     dot_scores,
@@ -35,6 +39,7 @@ from lib.retrieval.index import (
 from lib.retrieval.store import Collection, CollectionNotFoundError, CollectionStore, Embed
 
 Filter = Mapping[str, Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,12 @@ class LiveIndex:
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     generation: int = -1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: The HNSW index being built in the background while ``index`` (exact) answers.
+    building: BackgroundBuild | None = None
+    #: Queries answered by exact search while a build ran, and builds switched to: how the cold
+    #: start is observed (tests, operators) without timing anything.
+    exact_while_building: int = 0
+    switches: int = 0
 
 
 def matches(metadata: Mapping[str, Any], where: Filter) -> bool:
@@ -86,10 +97,15 @@ class Retrieval:
     """One per app.  ``embed(model, texts)`` is the gateway's embedding call with the request's deadline."""
 
     def __init__(
-        self, store: CollectionStore, index_kind: str = "auto", runner: OSThreadRunner | None = None
+        self,
+        store: CollectionStore,
+        index_kind: str = "auto",
+        runner: OSThreadRunner | None = None,
+        make_index: Callable[[IndexKind, int], VectorIndex] = new_index,
     ) -> None:
         self.store = store
         self.index_kind = index_kind
+        self.make_index = make_index
         #: Index builds run on an OS thread under gevent: an HNSW insert of many chunks is seconds of
         #: native work that would otherwise stall every request of the worker (``lib/concurrency.py``).
         self.runner = runner or OSThreadRunner(1, nice=5)
@@ -114,19 +130,23 @@ class Retrieval:
             if live.generation != generation:
                 self._refresh(live)
                 live.generation = generation
+            if live.building is not None and live.building.done:
+                self._switch(live)
         return live
+
+    def wait_built(self, name: str, timeout: float | None = None) -> LiveIndex:
+        """The collection's index once any background build has ended (the bench measures HNSW)."""
+        build = self.live(name).building
+        if build is not None:
+            build.wait(timeout)
+        return self.live(name)
 
     def _refresh(self, live: LiveIndex) -> None:
         coll = live.collection = self.store.get(live.collection.name)
         wanted = self.store.chunk_ids(coll)
         have = set(live.doc_of)
-        if live.index is not None and coll.dimensions is not None:
-            grow = len(wanted) >= HNSW_THRESHOLD and live.index.kind == "exact" and self.index_kind == "auto"
-            if grow:
-                live.index, have = None, set()
         if live.index is None and coll.dimensions is not None:
-            live.index = new_index(choose_kind(len(wanted), self.index_kind), coll.dimensions)
-            live.doc_of = {}
+            live.index, live.doc_of = ExactIndex(coll.dimensions), {}
         gone = have - wanted
         if gone and live.index is not None:
             live.index.remove(np.fromiter(gone, dtype=np.int64))
@@ -137,12 +157,40 @@ class Retrieval:
             self.runner.call(live.index.add, np.asarray(keys, dtype=np.int64), matrix)
             live.doc_of.update(zip(keys, doc_ids, strict=True))
         live.metadata = self.store.document_metadata(coll)
+        index = live.index
+        if (
+            isinstance(index, ExactIndex)
+            and live.building is None
+            and choose_kind(len(index), self.index_kind) == "hnsw"
+        ):
+            snapshot_keys, snapshot = index.contents()
+            live.building = BackgroundBuild(
+                self.make_index("hnsw", index.dimensions), snapshot_keys, snapshot
+            )
+
+    def _switch(self, live: LiveIndex) -> None:
+        """Adopt the finished build, replaying the writes the exact index took while it ran."""
+        build, live.building = live.building, None
+        assert build is not None and isinstance(live.index, ExactIndex)
+        if build.error is not None:
+            log.warning(
+                "HNSW build of %s failed, exact search continues: %r", live.collection.name, build.error
+            )
+            return
+        keys, matrix = live.index.contents()
+        added = ~np.isin(keys, build.keys)
+        self.runner.call(build.index.add, keys[added], matrix[added])
+        build.index.remove(build.keys[~np.isin(build.keys, keys)])
+        live.index = build.index
+        live.switches += 1
 
     def query(self, name: str, vector: Sequence[float], k: int, where: Filter | None = None) -> list[Hit]:
         live = self.live(name)
         index = live.index
         if index is None or not len(index):
             return []
+        if live.building is not None:
+            live.exact_while_building += 1
         q = np.asarray(vector, dtype=np.float32)
         q = q / (np.linalg.norm(q) or 1.0)
         if where:
