@@ -3,7 +3,7 @@
 ``Accounts`` is built once per app (``create_app``): it opens the store, migrates it (under the
 store's lock; a database that is down at start is logged, not fatal -- the root key keeps working
 and virtual keys come from the cache file), and, when ``KEY_HASH_SECRET`` is set, the key cache.
-It wraps the gateway's observer in a ``LedgerRecorder`` so every upstream call becomes a ledger row,
+It adds a ``LedgerRecorder`` to the gateway's observers so every upstream call becomes a ledger row,
 and installs the model guard that applies a key's model allow-list before any upstream call.
 
 The caller of the request in progress is kept in a ``ContextVar`` (set by ``src.auth``): a streamed
@@ -137,7 +137,7 @@ class Accounts:
         if metrics is not None:
             self.writer.on_record = KeyMetrics(metrics.registry, self.key_name)
         charge = self.cache.add_spend if self.cache is not None else None
-        gateway.observer = LedgerRecorder(self.writer, _call_context, inner=gateway.observer, charge=charge)
+        gateway.add_observer(LedgerRecorder(self.writer, _call_context, charge=charge))
         gateway.guard = model_guard
 
     def _migrate(self, *, retry: bool = False) -> bool:

@@ -49,9 +49,9 @@ class Quota:
         self.cooldown_seconds = settings.batch_cooldown_seconds
 
     def install(self, app: Flask, gateway: Gateway) -> None:
-        """Register on the app and put the limiter's observer in front of the gateway's."""
+        """Register on the app and add the limiter's observer to the gateway's."""
         app.extensions[_EXTENSION] = self
-        gateway.observer = LimitObserver(self.limiter, self.cooldown_seconds, inner=gateway.observer)
+        gateway.add_observer(LimitObserver(self.limiter, self.cooldown_seconds))
 
     def root(self) -> Caller:
         return Caller("root", "the root key", self.root_limits)

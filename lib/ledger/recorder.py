@@ -4,8 +4,8 @@
 reports every upstream call -- each retry, each fallback, each stream when it ends -- with its model,
 usage, latency and outcome.  The recorder adds who asked (key id, route, request id: from a
 ``context`` callable the web layer supplies, so this module knows nothing about Flask), prices the
-tokens (and generated images, per image), charges the key's in-memory spend and queues the row.  It
-then passes the call on to the next observer (metrics), so the gateway keeps a single observer.
+tokens (and generated images, per image), charges the key's in-memory spend and queues the row.  The
+gateway reports to it alongside its other observers (``Gateway.add_observer``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from lib.assessment.tester.estimate import price_for
 from lib.errors import AIProxyError
 from lib.ledger.writer import LedgerWriter
 from lib.providers.base import Usage
-from lib.providers.gateway import UpstreamObserver
 from lib.providers.routing import resolve_model
 
 #: The registry's price per model name, looked up once per name (the hot path pays a dict lookup).
@@ -68,12 +67,10 @@ class LedgerRecorder:
         writer: LedgerWriter,
         context: Callable[[], CallContext | None],
         *,
-        inner: UpstreamObserver | None = None,
         charge: Callable[[str, float], None] | None = None,
     ) -> None:
         self.writer = writer
         self.context = context
-        self.inner = inner
         self.charge = charge
 
     def observe_upstream(
@@ -86,15 +83,6 @@ class LedgerRecorder:
         usage: Usage | None,
         error_kind: str | None,
     ) -> None:
-        if self.inner is not None:
-            self.inner.observe_upstream(
-                provider=provider,
-                model=model,
-                operation=operation,
-                latency_s=latency_s,
-                usage=usage,
-                error_kind=error_kind,
-            )
         ctx = self.context()
         if ctx is None:  # not on behalf of a request (a CLI sharing the gateway): nothing to bill
             return

@@ -1,7 +1,7 @@
 """Tokens and throttles seen by the gateway, fed back to the limiter.
 
-The gateway reports every upstream call to one observer; ``LimitObserver`` sits in front of the
-metrics observer (and whatever else is chained) and
+The gateway reports every upstream call to each of its observers; ``LimitObserver`` is one of them
+(after metrics and the ledger) and
 
 - adds the call's tokens to the lease of the request that made it (TPM), found through a context
   variable set when the request was admitted: each request runs in its own greenlet, which has its own
@@ -16,17 +16,15 @@ from contextvars import ContextVar
 
 from lib.limits.base import Lease, Limiter
 from lib.providers.base import Usage
-from lib.providers.gateway import UpstreamObserver
 
 #: The lease of the request running in this greenlet (None outside a limited request).
 CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("aiproxy_current_lease", default=None)
 
 
 class LimitObserver:
-    def __init__(self, limiter: Limiter, cooldown_seconds: float, inner: UpstreamObserver | None) -> None:
+    def __init__(self, limiter: Limiter, cooldown_seconds: float) -> None:
         self.limiter = limiter
         self.cooldown_seconds = cooldown_seconds
-        self.inner = inner
 
     def observe_upstream(
         self,
@@ -38,15 +36,6 @@ class LimitObserver:
         usage: Usage | None,
         error_kind: str | None,
     ) -> None:
-        if self.inner is not None:
-            self.inner.observe_upstream(
-                provider=provider,
-                model=model,
-                operation=operation,
-                latency_s=latency_s,
-                usage=usage,
-                error_kind=error_kind,
-            )
         lease = CURRENT_LEASE.get()
         if lease is not None and usage is not None:
             lease.add_tokens(usage.total_tokens)

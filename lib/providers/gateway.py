@@ -4,7 +4,7 @@ It resolves model names to providers (``lib.providers.routing``), builds provide
 process, with the factory of the provider's spec in ``lib.providers.registry``), enforces the request
 deadline, retries retryable failures with exponential backoff and full jitter (honouring
 ``Retry-After``, never past the deadline), walks the configured fallback chain, and reports every
-upstream call to an observer (metrics).
+upstream call to its observers (metrics, the usage ledger, the limiter: ``add_observer``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from lib.errors import AIProxyError, InvalidRequestError, ProviderNotInstalledError
 from lib.providers import capabilities
@@ -62,6 +62,21 @@ class UpstreamObserver(Protocol):
         usage: Usage | None,
         error_kind: str | None,
     ) -> None: ...
+
+
+class ObserverChain:
+    """One upstream-call report fanned out to several observers, in the order they were added.
+
+    Metrics, the usage ledger and the limiter each want every call; fanning out here spares each of
+    them wrapping the next one and forwarding the report's fields by hand.
+    """
+
+    def __init__(self, observers: Sequence[UpstreamObserver] = ()) -> None:
+        self.observers: list[UpstreamObserver] = list(observers)
+
+    def observe_upstream(self, **call: Any) -> None:
+        for observer in self.observers:
+            observer.observe_upstream(**call)
 
 
 #: The registry's factories by provider name (tests replace some with stand-ins).
@@ -111,6 +126,15 @@ class Gateway:
         self.retry = RetryPolicy(
             settings.max_retries, settings.retry_base_delay_seconds, settings.retry_max_delay_seconds
         )
+
+    def add_observer(self, observer: UpstreamObserver) -> None:
+        """Report every upstream call to ``observer`` too, after the observers already there."""
+        if self.observer is None:
+            self.observer = observer
+        elif isinstance(self.observer, ObserverChain):
+            self.observer.observers.append(observer)
+        else:
+            self.observer = ObserverChain([self.observer, observer])
 
     # --- routing --------------------------------------------------------------------------------
     def resolve(self, model: str) -> Route:

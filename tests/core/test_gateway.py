@@ -28,7 +28,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline
-from lib.providers.gateway import Gateway, RetryPolicy
+from lib.providers.gateway import Gateway, ObserverChain, RetryPolicy
 from lib.providers.images import GeneratedImage, ImageRequest, ImageResult
 from tests.conftest import make_settings
 
@@ -178,6 +178,34 @@ def test_observer_sees_latency_usage_and_errors() -> None:
     assert [e["error_kind"] for e in events] == ["upstream_unavailable", None]
     assert events[1]["usage"] == Usage(2, 0)
     assert events[1]["model"] == "text-embedding-3-small"
+
+
+def test_added_observers_see_every_call_in_the_order_added() -> None:
+    prov = Scripted(errors=[UpstreamUnavailableError("down")])
+    gw = gateway(prov)
+    first = gw.observer
+    order: list[str] = []
+
+    class Named(Observer):
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+        def observe_upstream(self, **kw: object) -> None:
+            order.append(self.name)
+            super().observe_upstream(**kw)
+
+    ledger, limits = Named("ledger"), Named("limits")
+    gw.add_observer(ledger)
+    gw.add_observer(limits)
+    assert isinstance(gw.observer, ObserverChain) and gw.observer.observers[0] is first
+    gw.embed("text-embedding-3-small", ["a"])
+    assert order == ["ledger", "limits", "ledger", "limits"]  # the retried attempt, then the answer
+    assert first.events == ledger.events == limits.events  # type: ignore[union-attr]
+    assert [e["error_kind"] for e in limits.events] == ["upstream_unavailable", None]
+    bare = Gateway(make_settings())
+    bare.add_observer(ledger)
+    assert bare.observer is ledger
 
 
 def test_default_models(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

@@ -107,29 +107,17 @@ def test_month_boundaries() -> None:
     assert next_month_start(datetime(2026, 2, 3)) == datetime(2026, 3, 1)
 
 
-class Inner:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def observe_upstream(self, **kw: object) -> None:
-        self.calls += 1
-
-
 def test_recorder_prices_tokens_and_charges_the_key(store: Store) -> None:
     writer = LedgerWriter(store.engine)
     charged: list[tuple[str, float]] = []
     context: list[CallContext | None] = [CallContext("key_a", "/v1/chat/completions", "req-9")]
-    inner = Inner()
-    recorder = LedgerRecorder(
-        writer, lambda: context[0], inner=inner, charge=lambda k, c: charged.append((k, c))
-    )
+    recorder = LedgerRecorder(writer, lambda: context[0], charge=lambda k, c: charged.append((k, c)))
     common = {"provider": "openai", "operation": "chat", "latency_s": 0.25}
     recorder.observe_upstream(model="gpt-4o", usage=Usage(1_000_000, 0), error_kind=None, **common)  # type: ignore[arg-type]
     recorder.observe_upstream(model="gpt-4o", usage=None, error_kind="rate_limited", **common)  # type: ignore[arg-type]
-    context[0] = None  # not on behalf of a request: metrics only
+    context[0] = None  # not on behalf of a request: no row
     recorder.observe_upstream(model="gpt-4o", usage=Usage(5, 5), error_kind=None, **common)  # type: ignore[arg-type]
     writer.close()
-    assert inner.calls == 3
     assert charged == [("key_a", pytest.approx(2.5))]
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(usage_ledger).order_by(usage_ledger.c.id)).mappings().all()
