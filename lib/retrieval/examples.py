@@ -9,6 +9,8 @@ program spans several chunks; its full text is stitched back from them (``Collec
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from lib.assessment.comments import remove_comments
 from lib.errors import InvalidRequestError
 from lib.retrieval.service import Retrieval
@@ -23,21 +25,38 @@ def nearest_examples(
     retrieval: Retrieval, collection: str, code: str, k: int, embed: Embed
 ) -> list[tuple[str, str]]:
     """``(example_code, example_response)`` of the ``k`` graded examples nearest to ``code``, best first."""
+    return [
+        (text, response) for _, text, response in nearest_example_docs(retrieval, collection, code, k, embed)
+    ]
+
+
+def nearest_example_docs(
+    retrieval: Retrieval,
+    collection: str,
+    code: str,
+    k: int,
+    embed: Embed,
+    *,
+    exclude: Collection[str] = (),
+) -> list[tuple[str, str, str]]:
+    """``(document_id, example_code, example_response)`` of the ``k`` nearest graded examples, best
+    first, never one whose id is in ``exclude`` (the rubric tester leaves a student out of its own
+    examples when they come from the dataset being measured)."""
     if not 1 <= k <= MAX_EXAMPLES:
         raise InvalidRequestError(f"examples-count must be 1..{MAX_EXAMPLES}", field="examples-count")
     query = remove_comments(code).strip() or code.strip()
     if not query:
         return []
-    hits = retrieval.query_text(collection, query, k * _OVERSAMPLE, embed)
+    hits = retrieval.query_text(collection, query, (k + len(exclude)) * _OVERSAMPLE, embed)
     coll = retrieval.store.get(collection)
-    chosen: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    chosen: list[tuple[str, str, str]] = []
+    seen: set[str] = set(exclude)
     for hit in hits:
         response = hit.metadata.get("response")
         if hit.doc_id in seen or not isinstance(response, str):
             continue
         seen.add(hit.doc_id)
-        chosen.append((retrieval.store.document_text(coll, hit.doc_id), response))
+        chosen.append((hit.doc_id, retrieval.store.document_text(coll, hit.doc_id), response))
         if len(chosen) == k:
             break
     return chosen

@@ -7,13 +7,13 @@ import logging
 import shlex
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from lib.assessment.tester import estimate, gate, report
+from lib.assessment.tester import dynamic, estimate, gate, report
 from lib.assessment.tester.cache import CACHE_DIR, AnswerCache, request_fingerprint
 from lib.assessment.tester.data import (
     LABELS_FILE,
@@ -21,6 +21,7 @@ from lib.assessment.tester.data import (
     DataError,
     LessonData,
     Locator,
+    Student,
     load_lesson,
 )
 from lib.assessment.tester.export import export_example
@@ -211,12 +212,20 @@ class RubricTester:
             return o.data_root / "output" / o.experiment_name
         return o.data_root / rel / "output"
 
-    def jobs(self, lessons: list[LessonData], out_dir: Path) -> list[Job]:
+    def jobs(
+        self,
+        lessons: list[LessonData],
+        out_dir: Path,
+        examples_for: Callable[[LessonData, Student], tuple[tuple[str, str], ...]] | None = None,
+    ) -> list[Job]:
+        """One job per student; ``examples_for`` replaces the lesson's fixed examples per student."""
         jobs = []
         for lesson in lessons:
             cache = AnswerCache(out_dir / lesson.lesson / CACHE_DIR)
             for student in lesson.students:
                 request = build_request(lesson, student.code)
+                if examples_for is not None:
+                    request = replace(request, examples=examples_for(lesson, student))
                 jobs.append(
                     Job(
                         lesson.lesson,
@@ -228,6 +237,62 @@ class RubricTester:
                     )
                 )
         return jobs
+
+    def chooser(self, locator: Locator, lessons: list[LessonData], out_dir: Path) -> dynamic.ExampleChooser:
+        """``--dynamic-examples``: the examples' collections, a dataset's ingested first."""
+        o = self.o
+        k = o.dynamic_examples or 1
+        source = o.examples_from or o.dataset_name
+
+        def embed(model: str, texts: Any) -> list[list[float]]:
+            return list(self.gateway.embed(model, list(texts)).vectors)
+
+        if dynamic.collection_of(source) is not None:
+            from lib.store import Store
+
+            names = [lesson.lesson for lesson in lessons]
+            return dynamic.collection_chooser(Store.from_settings(self.settings), embed, k, source, names)
+        chooser = dynamic.dataset_chooser(out_dir, embed, k, source, source == o.dataset_name)
+        model = self.gateway.default_model("embedding")
+        try:
+            for lesson in lessons:
+                pool = load_lesson(
+                    lesson.lesson,
+                    locator.folder(f"datasets/{source}/{lesson.lesson}"),
+                    lesson.experiment_dir,
+                    max_num_students=sys.maxsize,
+                    student_ids=None,
+                    prefer_actual_labels=o.prefer_actual_labels,
+                )
+                chooser.ingest(pool, model)
+        except BaseException:
+            chooser.close()
+            raise
+        return chooser
+
+    def dynamic_jobs(
+        self, locator: Locator, lessons: list[LessonData], out_dir: Path
+    ) -> tuple[list[Job], dict[str, Any]]:
+        """The jobs with each student's nearest examples, and what was chosen: the source, whether
+        students were left out of their own examples, and each student's example ids."""
+        chosen: dict[str, dict[str, list[str]]] = {lesson.lesson: {} for lesson in lessons}
+        chooser = self.chooser(locator, lessons, out_dir)
+        about = {
+            "k": chooser.k,
+            "from": chooser.source,
+            "leave_one_out": chooser.leave_one_out,
+            "examples": chosen,
+        }
+
+        def examples_for(lesson: LessonData, student: Student) -> tuple[tuple[str, str], ...]:
+            docs = chooser.choose(lesson.lesson, student)
+            chosen[lesson.lesson][student.id] = [doc_id for doc_id, _, _ in docs]
+            return tuple((code, answer) for _, code, answer in docs)
+
+        try:
+            return self.jobs(lessons, out_dir, examples_for), about
+        finally:
+            chooser.close()
 
     def dry_run(self, lessons: list[LessonData], jobs: list[Job]) -> int:
         self.say("Dry run: nothing will be called.")
@@ -343,7 +408,16 @@ class RubricTester:
         out_dir = self.output_dir(locator)
         jobs = self.jobs(lessons, out_dir)
         if o.dry_run:
+            if o.dynamic_examples:
+                self.say(
+                    f"--dynamic-examples {o.dynamic_examples}: each student is assessed a second time with "
+                    "its nearest examples (not estimated below: choosing them needs embeddings)."
+                )
             return self.dry_run(lessons, jobs)
+        dyn_jobs: list[Job] = []
+        about: dict[str, Any] = {}
+        if o.dynamic_examples:
+            dyn_jobs, about = self.dynamic_jobs(locator, lessons, out_dir)
         assess = self.assess_fn()
         self.say(
             f"Assessing {len(jobs)} student programs in {len(lessons)} lesson(s) with {o.workers} workers "
@@ -352,10 +426,22 @@ class RubricTester:
         runner = Runner(
             assess, workers=o.workers, use_cached=o.use_cached, limiter=self.limiter, progress=o.progress
         )
-        outcomes = runner.run(jobs)
+        everything = runner.run(jobs + dyn_jobs)
+        outcomes, dyn_outcomes = everything[: len(jobs)], everything[len(jobs) :]
 
-        predictions = report.predictions_from(lessons, outcomes)
-        stats = compute_all(predictions, {lesson.lesson: lesson.key_concepts for lesson in lessons})
+        concepts: dict[str, Sequence[str]] = {lesson.lesson: lesson.key_concepts for lesson in lessons}
+        stats = compute_all(report.predictions_from(lessons, outcomes), concepts)
+        comparison = None
+        if o.dynamic_examples:
+            dyn_stats = compute_all(report.predictions_from(lessons, dyn_outcomes), concepts)
+            comparison = {
+                **about,
+                "side_by_side": dynamic.side_by_side(stats, dyn_stats),
+                "statistics": dyn_stats,
+                "assessments": len(dyn_outcomes),
+                "cached": sum(1 for x in dyn_outcomes if x.cached),
+                "errors": report.error_list(dyn_outcomes),
+            }
         run_info = {
             "command": argv_text,
             "dataset": o.dataset_name,
@@ -372,8 +458,17 @@ class RubricTester:
             "duration_s": round(time.monotonic() - started, 3),
         }
         totals = self.totals(runner, outcomes)
+        if dyn_outcomes:
+            totals["errors_with_dynamic_examples"] = sum(1 for x in dyn_outcomes if not x.ok)
         paths = report.write_outputs(
-            out_dir, run=run_info, totals=totals, stats=stats, lessons=lessons, outcomes=outcomes
+            out_dir,
+            run=run_info,
+            totals=totals,
+            stats=stats,
+            lessons=lessons,
+            outcomes=outcomes,
+            dynamic=comparison,
+            dynamic_outcomes=dyn_outcomes,
         )
 
         if o.generate_confidence:
@@ -424,6 +519,8 @@ class RubricTester:
                     )
 
         self.print_summary(stats, totals, paths, outcomes)
+        if comparison is not None:
+            self.print_comparison(comparison, paths["dynamic_predictions"])
 
         if o.upload:
             self.upload(locator, out_dir)
@@ -443,6 +540,27 @@ class RubricTester:
                 return EXIT_GATE
             self.say("Accuracy gate PASSED")
         return EXIT_OK
+
+    def print_comparison(self, comparison: dict[str, Any], predictions: Path) -> None:
+        """Fixed vs dynamic examples, per lesson and overall (per key concept in report.html)."""
+
+        def pct(x: float | None) -> str:
+            return "n/a" if x is None else f"{x * 100:.1f}%"
+
+        how = " (leave-one-out)" if comparison["leave_one_out"] else ""
+        self.say(
+            f"Examples: fixed vs the {comparison['k']} nearest from {comparison['from']}{how}; "
+            f"{len(comparison['errors'])} of {comparison['assessments']} dynamic-example assessments failed"
+        )
+        for row in comparison["side_by_side"]:
+            if row["level"] > 1:
+                continue
+            f, d = row["fixed"], row["dynamic"]
+            self.say(
+                f"  {row['scope']}: exact {pct(f['exact'])} -> {pct(d['exact'])}, "
+                f"pass/fail {pct(f['pass_fail'])} -> {pct(d['pass_fail'])} (n {f['n']} / {d['n']})"
+            )
+        self.say(f"Dynamic-example predictions: {predictions}")
 
     def upload(self, locator: Locator, out_dir: Path) -> None:
         o = self.o

@@ -43,6 +43,10 @@ class Options:
     s3_prefix: str | None
     progress: bool
     timeout: float | None
+    #: ``--dynamic-examples K``: also assess with the K nearest graded examples (None: fixed only)
+    dynamic_examples: int | None = None
+    #: ``--examples-from``: a dataset name or ``collection:NAME`` (None: the run's own dataset)
+    examples_from: str | None = None
 
 
 #: What a dataset, experiment, release, lesson or student name may be: it becomes a folder or file
@@ -92,6 +96,36 @@ def key_prefix(text: str) -> str:
     if text.strip("/") and not all(is_identifier(part) for part in parts):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a key prefix ('/'-separated names of {IDENTIFIER_RULE})"
+        )
+    return text
+
+
+#: Dynamic examples per student (as /assessment's examples-count).
+MAX_DYNAMIC_EXAMPLES = 10
+COLLECTION_PREFIX = "collection:"
+#: A retrieval collection name (``lib/retrieval/store.py``).
+COLLECTION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _examples_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_DYNAMIC_EXAMPLES:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_DYNAMIC_EXAMPLES}")
+    return value
+
+
+def examples_source(text: str) -> str:
+    """A dataset name (a folder under datasets/, so a name, never a path) or ``collection:NAME``."""
+    if text.startswith(COLLECTION_PREFIX):
+        if not COLLECTION_NAME.fullmatch(text[len(COLLECTION_PREFIX) :]):
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: a collection name is 1-100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        return text
+    if not is_identifier(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a dataset name ({IDENTIFIER_RULE}) or collection:NAME"
         )
     return text
 
@@ -295,6 +329,24 @@ def build_parser() -> argparse.ArgumentParser:
         "the REQUEST_DEADLINE_SECONDS setting (150). Raise it for the embedded local model on a "
         "small CPU.",
     )
+    p.add_argument(
+        "--dynamic-examples",
+        type=_examples_count,
+        default=None,
+        metavar="K",
+        help=f"Also assess every student with the K (1-{MAX_DYNAMIC_EXAMPLES}) graded examples nearest to "
+        "their program (comments removed, embedded with the configured embedding model: local "
+        "offline) instead of the fixed examples/, and report fixed vs dynamic accuracy side by side.",
+    )
+    p.add_argument(
+        "--examples-from",
+        type=examples_source,
+        default=None,
+        metavar="SOURCE",
+        help="Where --dynamic-examples come from: a dataset name (its graded students, answers being "
+        "their human labels; a student is never its own example) or collection:NAME (a retrieval "
+        "collection in the service's database). Default: the dataset being measured.",
+    )
     p.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
     return p
 
@@ -318,6 +370,8 @@ def parse_options(argv: list[str] | None) -> Options:
         parser.error("argument -s/--max-num-students: 0 selects no student")
     if ns.timeout is not None and ns.timeout <= 0:
         parser.error("argument --timeout: must be > 0")
+    if ns.examples_from is not None and ns.dynamic_examples is None:
+        parser.error("argument --examples-from: needs --dynamic-examples K")
     progress = not ns.no_progress and os.environ.get("RUBRIC_TESTER_NO_PROGRESS", "") == ""
     return Options(
         lesson_names=ns.lesson_names,
@@ -346,4 +400,6 @@ def parse_options(argv: list[str] | None) -> Options:
         s3_prefix=ns.s3_prefix,
         progress=progress,
         timeout=ns.timeout,
+        dynamic_examples=ns.dynamic_examples,
+        examples_from=ns.examples_from,
     )

@@ -303,6 +303,15 @@ def render_html(context: dict[str, Any], template: str = TEMPLATE) -> str:
     return env.get_template(template).render(**context)
 
 
+def error_list(outcomes: Sequence[Outcome]) -> list[dict[str, Any]]:
+    """The failed assessments, by lesson and student."""
+    return [
+        {"lesson": o.lesson, "student": o.student_id, "kind": o.error_kind, "message": o.error_message}
+        for o in sorted(outcomes, key=lambda o: (o.lesson, natural_key(o.student_id)))
+        if not o.ok
+    ]
+
+
 def write_outputs(
     out_dir: Path,
     *,
@@ -311,18 +320,22 @@ def write_outputs(
     stats: dict[str, Any],
     lessons: Sequence[LessonData],
     outcomes: Sequence[Outcome],
+    dynamic: dict[str, Any] | None = None,
+    dynamic_outcomes: Sequence[Outcome] = (),
 ) -> dict[str, Path]:
-    errors = [
-        {"lesson": o.lesson, "student": o.student_id, "kind": o.error_kind, "message": o.error_message}
-        for o in sorted(outcomes, key=lambda o: (o.lesson, natural_key(o.student_id)))
-        if not o.ok
-    ]
-    summary = {"run": run, "totals": totals, "statistics": stats, "errors": errors}
+    """``dynamic``: ``--dynamic-examples``' comparison (summary ``dynamic_examples``, a report section
+    and ``predictions_dynamic.csv`` from ``dynamic_outcomes``)."""
+    errors = error_list(outcomes)
+    summary: dict[str, Any] = {"run": run, "totals": totals, "statistics": stats, "errors": errors}
     paths = {
         "report": out_dir / "report.html",
         "summary": out_dir / "summary.json",
         "predictions": out_dir / "predictions.csv",
     }
+    if dynamic is not None:
+        summary["dynamic_examples"] = dynamic
+        paths["dynamic_predictions"] = out_dir / "predictions_dynamic.csv"
+        atomic_write_text(paths["dynamic_predictions"], predictions_csv(lessons, dynamic_outcomes))
     atomic_write_json(paths["summary"], summary)
     atomic_write_text(paths["predictions"], predictions_csv(lessons, outcomes))
     html = render_html(
@@ -331,6 +344,7 @@ def write_outputs(
             "totals": totals,
             "stats": stats,
             "errors": errors,
+            "dynamic": dynamic,
             "students": student_views(lessons, outcomes),
             "chart": chart_rows(stats),
             "lessons": lessons,
