@@ -8,7 +8,8 @@ past the limit raises ``BodyTooLarge`` (413 ``request_too_large``). A malformed 
 chunk size, missing CRLF) raised by the server's parser becomes ``MalformedBody`` (400
 ``malformed_body``) instead of a 500, and a body that does not arrive within the request deadline
 (a client trickling it, or sending nothing after the headers) ``BodyTimeout`` (408
-``request_timeout``). All are werkzeug HTTP exceptions, so src/errors.py answers
+``request_timeout``), as does a body read the server evicts near its connection cap (``ClientTooSlow``,
+src/server.py). All are werkzeug HTTP exceptions, so src/errors.py answers
 them in the route's JSON shape.
 """
 
@@ -36,6 +37,13 @@ class MalformedBody(BadRequest):
 
 class BodyTimeout(RequestTimeout):
     """The body did not arrive within the request's time (``REQUEST_DEADLINE_SECONDS``)."""
+
+
+class ClientTooSlow(Exception):
+    """Thrown by the server (src/server.py) into a body read it gave up on: near the connection cap
+    the connection that has waited on its client longest is evicted to free a slot.  Answered as
+    ``BodyTimeout`` (408) with this message.  Not an ``OSError``, so no socket-error handler on the
+    way up can swallow it."""
 
 
 class _ReadDeadline(Exception):
@@ -82,6 +90,8 @@ class _CountingInput:
             raise MalformedBody(f"malformed request body framing: {type(exc).__name__}") from None
         except (TimeoutError, _ReadDeadline):
             raise self._timeout() from None
+        except ClientTooSlow as exc:
+            raise BodyTimeout(str(exc)) from None
         finally:
             if timer is not None:
                 timer.close()

@@ -11,10 +11,15 @@ gunicorn's gevent worker, with three changes:
 - **Slow clients cannot take the connection slots.** Waiting for the first byte of a request (a new
   connection or an idle keep-alive one) is limited by ``keepalive``; from the first byte, the whole
   request line and headers must arrive within ``GUNICORN_HEADER_TIMEOUT`` seconds (408 JSON
-  otherwise). When a worker's open connections come within ``_reserve`` of ``worker_connections``,
-  every new connection closes the one that has been idle (or reading headers) the longest, so the
-  pool never fills with slow sockets and a health check is always accepted. A request whose headers
-  have arrived is never timed out or shed here: bodies, long LLM calls and streams run as before.
+  otherwise); its body within ``REQUEST_DEADLINE_SECONDS`` (src/body_limit.py). When a worker's open
+  connections come within ``reserve`` of ``worker_connections``, every new connection evicts the one
+  that has been waiting on its client the longest: idle (closed), reading headers, or blocked in a
+  body read (both answered 408 JSON ``request_timeout``, then closed), so the pool never fills with
+  slow sockets and a health check is always accepted. A connection is a candidate only while it
+  waits on its client (``_WatchedBody`` marks the app's body reads); a request waiting on its
+  upstream (a 10-60 s LLM call) or streaming its answer is never shed. The choice is O(1): one
+  ordered dict, oldest wait first (a body read counts from when it began, so trickling bytes does
+  not make an attacker look fresh).
   An unread request body left behind by a response is drained at most 16 MiB / the header timeout;
   beyond that the connection closes instead of serving another request on it.
 - **Fail closed on the real bind.** With no ``AIPROXY_API_KEY`` the worker refuses to serve if any of
@@ -33,6 +38,7 @@ import socket
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -40,14 +46,20 @@ from gunicorn import http, util
 from gunicorn.http import errors as herr
 from gunicorn.workers.ggevent import GeventWorker
 
+from src.body_limit import ClientTooSlow
+
 log = logging.getLogger("aiproxy.server")
 
 DEFAULT_HEADER_TIMEOUT = 10.0
 
-IDLE, HEADERS, BUSY = "idle", "headers", "busy"
+IDLE, HEADERS, BODY, BUSY = "idle", "headers", "body", "busy"
 # Unread body bytes drained after a response (e.g. a 413 to a client still sending, which reads
 # the answer only once its body is sent); bounded by the header timeout too.
 _DRAIN_MAX_BYTES = 16 * 1024 * 1024
+# Seconds an evicted connection may take to receive its 408 before it is closed: short, since its
+# slot is what the new connection needs.
+_EVICTED_LINGER = 0.25
+_EVICTED_MESSAGE = "request {} too slow: connection closed to free a slot for other clients"
 
 
 def header_timeout_from_env() -> float:
@@ -135,16 +147,13 @@ class _HeaderTimeout(Exception):
 
 
 class _Conn:
-    __slots__ = ("since", "sock", "state")
+    __slots__ = ("evicted", "glet", "sock", "state")
 
     def __init__(self, sock: Any) -> None:
         self.sock = sock
         self.state = IDLE
-        self.since = time.monotonic()
-
-    def enter(self, state: str) -> None:
-        self.state = state
-        self.since = time.monotonic()
+        self.evicted = False
+        self.glet: Any = None  # the greenlet waiting on the client (headers or a body read)
 
     def shed(self) -> None:
         # The connection's greenlet is blocked reading: shutting the socket down makes that read
@@ -161,10 +170,12 @@ class AIProxyWorker(GeventWorker):
         # Free slots kept per worker: new connections shed idle ones at this watermark.
         self.reserve = max(2, self.worker_connections // 50)
         self.conns: dict[int, _Conn] = {}
-        # Connections waiting for a request or reading its headers, longest-waiting first.
+        # Connections waiting on their client (for a request, its headers or a body read),
+        # longest-waiting first.
         self.sheddable: OrderedDict[int, _Conn] = OrderedDict()
         self.shed_total = 0
         self._last_shed_log = 0.0
+        self.hub: Any = None  # the worker's gevent hub (set in run, after the fork)
 
     # --- start-up --------------------------------------------------------------------------------
 
@@ -192,6 +203,7 @@ class AIProxyWorker(GeventWorker):
                 sys.exit(self.cfg.WORKER_BOOT_ERROR if hasattr(self.cfg, "WORKER_BOOT_ERROR") else 3)
 
     def run(self) -> None:
+        self.hub = gevent.get_hub()
         gevent.spawn(self._close_idle_on_shutdown)
         super().run()
 
@@ -205,44 +217,71 @@ class AIProxyWorker(GeventWorker):
     # --- connections -----------------------------------------------------------------------------
 
     def _enter(self, conn: _Conn, state: str) -> None:
-        conn.enter(state)
-        if state == BUSY:
+        conn.state = state
+        if state == BUSY or conn.evicted:
             self.sheddable.pop(id(conn), None)
         else:
-            self.sheddable[id(conn)] = conn
-            self.sheddable.move_to_end(id(conn))
+            self.sheddable.pop(id(conn), None)
+            self.sheddable[id(conn)] = conn  # last: the newest wait
 
     def _admit(self, conn: _Conn) -> None:
         self.conns[id(conn)] = conn
         excess = len(self.conns) - (self.worker_connections - self.reserve)
-        victims = []
+        victims = 0
         while excess > 0 and self.sheddable:
             _, victim = self.sheddable.popitem(last=False)
-            victim.shed()
-            victim.state = BUSY  # not a candidate again while it closes
-            victims.append(victim)
+            self._evict(victim)
+            victims += 1
             excess -= 1
         self._enter(conn, IDLE)
-        self.shed_total += len(victims)
+        self.shed_total += victims
         now = time.monotonic()
         if victims and now - self._last_shed_log > 10:
             self._last_shed_log = now
             self.log.warning(
-                "connection slots nearly full (%d of %d): closed idle/slow connections, %d so far",
+                "connection slots nearly full (%d of %d): closed connections waiting on slow clients, "
+                "%d so far",
                 len(self.conns),
                 self.worker_connections,
                 self.shed_total,
             )
 
+    def _evict(self, victim: _Conn) -> None:
+        """Free ``victim``'s slot (it is no longer a candidate). An idle connection is simply closed;
+        one blocked reading headers or a body is interrupted from the hub (``_interrupt``), so its own
+        greenlet answers 408 and closes."""
+        victim.evicted = True
+        if victim.state == IDLE or self.hub is None:
+            victim.shed()
+        else:
+            self.hub.loop.run_callback(self._interrupt, victim)
+
+    def _interrupt(self, conn: _Conn) -> None:
+        """Runs in the hub, so ``conn``'s greenlet is suspended: if it is still waiting on its client
+        it is inside that read, and the exception lands there (as a ``gevent.Timeout`` would). If its
+        wait ended meanwhile it is left alone: it may be calling its upstream now."""
+        glet = conn.glet
+        if conn.state in (HEADERS, BODY) and glet is not None and not glet.dead:
+            part = "headers" if conn.state == HEADERS else "body"
+            glet.throw(ClientTooSlow(_EVICTED_MESSAGE.format(part)))
+        elif conn.state == IDLE:
+            conn.shed()
+        else:
+            conn.evicted = False  # being served: a candidate again once it waits on its client
+
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         client.setblocking(1)
         conn = _Conn(client)
+        conn.glet = gevent.getcurrent()
         self._admit(conn)
         try:
             self._serve(listener, client, addr, conn)
         finally:
             self.conns.pop(id(conn), None)
             self.sheddable.pop(id(conn), None)
+            if conn.evicted and conn.state == BUSY:  # the app's 408 to an evicted body read may be in flight
+                with gevent.Timeout(_EVICTED_LINGER, False):
+                    self._close_gently(client)
             util.close(client)
 
     def _wait_first_byte(self, client: Any, parser: Any) -> bool:
@@ -286,7 +325,15 @@ class AIProxyWorker(GeventWorker):
                 if not req:
                     return
                 self._enter(conn, BUSY)
-                self.handle_request(listener_name, req, client, addr)
+                body, req.body = req.body, _WatchedBody(req, self, conn)
+                try:
+                    self.handle_request(listener_name, req, client, addr)
+                finally:
+                    req.body = body  # the parser drains what is left through gunicorn's own
+        except ClientTooSlow as exc:  # evicted while sending headers (a body read answers in the app)
+            self._write(
+                client, _json_error(408, "Request Timeout", "request_timeout", str(exc)), _EVICTED_LINGER
+            )
         except _HeaderTimeout:
             self._write(
                 client,
@@ -315,19 +362,73 @@ class AIProxyWorker(GeventWorker):
             self.log.warning("Invalid request from ip=%s: %s -> %d", ip, type(exc).__name__, status)
         self._write(client, _json_error(status, reason, kind, message))
 
-    def _write(self, client: Any, data: bytes) -> None:
-        """Send an error answer, then close gracefully: closing with unread request bytes in the
-        receive buffer makes the kernel send a reset, which can destroy the answer in flight."""
+    def _write(self, client: Any, data: bytes, budget: float = 2.0) -> None:
+        """Send an error answer, then close gracefully, all within ``budget`` seconds."""
         try:
-            with gevent.Timeout(2.0, False):
+            with gevent.Timeout(budget, False):
                 client.sendall(data)
-                client.shutdown(socket.SHUT_WR)
-                client.settimeout(0.5)
-                drained = 0
-                while drained < 256 * 1024:
-                    chunk = client.recv(65536)
-                    if not chunk:
-                        break
-                    drained += len(chunk)
+                self._close_gently(client)
         except OSError:
             self.log.debug("Failed to send error message.")
+
+    @staticmethod
+    def _close_gently(client: Any) -> None:
+        """Half-close, then read what the client still sends (a little): closing with unread request
+        bytes in the receive buffer makes the kernel send a reset, which can destroy the answer in
+        flight. Callers bound the time."""
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_WR)
+            client.settimeout(0.5)
+            drained = 0
+            while drained < 256 * 1024:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+
+
+class _WatchedBody:
+    """The request body as the app reads it (``wsgi.input``): while a read waits on the client the
+    connection is a shedding candidate (``BODY``, newest wait last), between reads it is busy. A read
+    the worker evicts raises ``ClientTooSlow`` (src/body_limit.py answers 408) and the connection
+    closes after the answer. Reads off the worker's event loop (an OS thread) are passed through."""
+
+    def __init__(self, req: Any, worker: AIProxyWorker, conn: _Conn) -> None:
+        self._req = req
+        self._body = req.body
+        self._worker = worker
+        self._conn = conn
+
+    def _wait(self, read: Callable[[int | None], bytes], size: int | None) -> bytes:
+        glet = gevent.getcurrent()
+        if getattr(glet, "parent", None) is not self._worker.hub:
+            return read(size)
+        conn = self._conn
+        conn.glet = glet
+        self._worker._enter(conn, BODY)
+        try:
+            return read(size)
+        except ClientTooSlow:
+            self._req.must_close = True
+            raise
+        finally:
+            if conn.state == BODY:
+                self._worker._enter(conn, BUSY)
+
+    def read(self, size: int | None = None) -> bytes:
+        return self._wait(self._body.read, size)
+
+    def readline(self, size: int | None = None) -> bytes:
+        return self._wait(self._body.readline, size)
+
+    def readlines(self, size: int | None = None) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> _WatchedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
