@@ -137,3 +137,54 @@ def test_a_background_build_can_be_waited_for_with_a_timeout() -> None:
     assert build.wait(timeout=0.05) is False and not build.done
     gate.set()
     assert build.wait(timeout=60) and build.error is None and len(index) == 4
+
+
+GEVENT_PROBE = """
+from gevent import monkey
+
+monkey.patch_all()
+import json
+
+import numpy as np
+
+from lib.concurrency import gevent_patched
+from lib.retrieval.background import BackgroundBuild
+from lib.retrieval.index import HnswIndex
+
+real_ident = monkey.get_original("_thread", "get_ident")
+seen = {}
+
+
+class Probe(HnswIndex):
+    def add(self, keys, vectors):
+        seen["thread"] = real_ident()
+        super().add(keys, vectors)
+
+
+vectors = np.random.default_rng(0).standard_normal((2000, 16)).astype(np.float32)
+build = BackgroundBuild(Probe(16), np.arange(2000, dtype=np.int64), vectors)
+build.wait(120)
+print(json.dumps({"patched": gevent_patched(), "done": build.done, "error": repr(build.error),
+                  "other_thread": seen.get("thread") not in (None, real_ident()), "size": len(build.index)}))
+"""
+
+
+def test_under_gevent_the_build_runs_on_a_real_os_thread() -> None:
+    """With ``threading`` patched a Thread is a greenlet on the hub; the build must not be one."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.server import REPO
+
+    out = subprocess.run(
+        [sys.executable, "-c", GEVENT_PROBE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"patched": True, "done": True, "error": "None", "other_thread": True, "size": 2000}
