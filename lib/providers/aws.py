@@ -4,8 +4,9 @@ botocore has no per-call timeout and no hook into its socket reads, so both prov
 calls to the request's deadline the same way (see ``lib.providers.deadline``): every call runs on the
 provider's ``DaemonPool`` (in ``call_bounded``) while the caller waits at most ``remaining()``
 (``gather``); a response stream is read by a pool thread into a queue the caller drains with the same
-deadline, and is shut down when the caller gives up (``EventPump``). Keeping this in one module means
-a fix to the deadline handling reaches every AWS provider at once.
+deadline, and is shut down when the caller gives up (``EventPump``). ``BotoProvider`` is the base of
+both providers: their pool, ``n`` choices as parallel calls, and a stream pumped within the deadline.
+Keeping this in one module means a fix to the deadline handling reaches every AWS provider at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from functools import partial
 from typing import Any, TypeVar
@@ -22,7 +24,8 @@ import boto3
 from botocore import exceptions as bce
 from botocore.config import Config
 
-from lib.errors import AIProxyError, AuthenticationError
+from lib.errors import AIProxyError, AuthenticationError, InvalidUpstreamResponseError, UpstreamTimeoutError
+from lib.providers.base import ChatDelta, ChatResult, Choice, Usage
 from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline, call_bounded
 from lib.settings import Settings
@@ -190,3 +193,99 @@ class EventPump:
     def abandon(self) -> None:
         self._stop.set()
         interrupt(self._stream)
+
+
+class BotoProvider:
+    """The part of a boto3 provider that does not depend on the service's request format.
+
+    Subclasses set ``name`` and ``subject`` (how a timeout names the model: "Bedrock model") and
+    implement ``_translate`` (the service's errors in the taxonomy)."""
+
+    name: str
+    subject: str
+
+    def __init__(self, settings: Settings, client: Any) -> None:
+        self.settings = settings
+        self.client = client
+        self._pool = DaemonPool(settings.upstream_pool_size, self.name)
+
+    def close(self) -> None:
+        """Stop accepting work and drop idle connections (calls in flight finish on their own)."""
+        self._pool.shutdown()
+        self.client.close()
+
+    def _translate(self, exc: BaseException, model: str) -> AIProxyError:
+        raise NotImplementedError
+
+    def _deadline_error(self, deadline: Deadline, model: str) -> UpstreamTimeoutError:
+        return UpstreamTimeoutError(
+            f"{self.subject} {model} did not answer within the {deadline.seconds:g} s request deadline",
+            provider=self.name,
+            model=model,
+        )
+
+    def _gather(
+        self,
+        calls: Sequence[Callable[[], T]],
+        deadline: Deadline,
+        model: str,
+        *,
+        limit: int = 1,
+        on_abandoned: Callable[[Any], None] | None = None,
+    ) -> list[T]:
+        """``gather`` on this provider's pool, failures translated naming ``model``."""
+        return gather(
+            self._pool,
+            calls,
+            deadline,
+            translate=lambda exc: self._translate(exc, model),
+            timeout_error=lambda: self._deadline_error(deadline, model),
+            limit=limit,
+            on_abandoned=on_abandoned,
+        )
+
+    def _choices(
+        self, calls: Sequence[Callable[[], tuple[Choice, Usage]]], deadline: Deadline, model: str
+    ) -> ChatResult:
+        """All ``calls`` at once, one choice each (the services answer one choice per call)."""
+        started = time.monotonic()
+        outcomes = self._gather(calls, deadline, model, limit=len(calls))
+        usage = Usage()
+        for _, u in outcomes:
+            usage = usage + u
+        return ChatResult(
+            model=model,
+            provider=self.name,
+            choices=[choice for choice, _ in outcomes],
+            usage=usage,
+            latency_s=time.monotonic() - started,
+        )
+
+    def _pumped(
+        self,
+        response: Any,
+        key: str,
+        deadline: Deadline,
+        model: str,
+        *,
+        deltas: Callable[[Iterator[Any]], Iterator[ChatDelta]],
+        missing: str,
+    ) -> Generator[ChatDelta, None, None]:
+        """``deltas`` of the events of the stream under ``key`` of ``response``, read within the
+        deadline (``missing``: the error when there is none); a stream left unfinished is abandoned."""
+        stream = response.get(key) if isinstance(response, Mapping) else None
+        if stream is None:
+            raise InvalidUpstreamResponseError(missing, provider=self.name, model=model)
+        pump = EventPump(self._pool, stream)
+        finished = False
+        try:
+            events = pump.events(
+                deadline,
+                lambda: self._deadline_error(deadline, model),
+                lambda exc: self._translate(exc, model),
+            )
+            yield from deltas(events)
+            finished = True
+        finally:
+            if not finished:  # deadline, upstream error or the caller went away: stop reading now
+                pump.abandon()

@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from lib.errors import (
+    AIProxyError,
     InvalidRequestError,
     InvalidUpstreamResponseError,
-    UpstreamTimeoutError,
 )
 from lib.providers import aws
 from lib.providers.base import (
@@ -70,12 +70,10 @@ from lib.providers.bedrock.converse import (
 from lib.providers.bedrock.errors import PROVIDER, translate
 from lib.providers.bedrock.images import build_body, image_model, parse_answer, translate_image_error
 from lib.providers.bedrock.models import chat_capabilities, embed_format, known_models
-from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline
 from lib.providers.images import ImageRequest, ImageResult
 from lib.settings import Settings
 
-T = TypeVar("T")
 NAME = PROVIDER
 #: Most Titan embedding calls one request runs at once.
 EMBED_PARALLELISM = 8
@@ -97,41 +95,20 @@ def build_client(settings: Settings) -> Any:
     )
 
 
-class BedrockProvider:
+class BedrockProvider(aws.BotoProvider):
     name = NAME
+    subject = "Bedrock model"
 
     def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
-        self.settings = settings
-        self.client = client if client is not None else build_client(settings)
-        self._pool = DaemonPool(settings.upstream_pool_size, "bedrock")
-
-    def close(self) -> None:
-        """Stop accepting work and drop idle connections (calls in flight finish on their own)."""
-        self._pool.shutdown()
-        self.client.close()
+        super().__init__(settings, client if client is not None else build_client(settings))
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
         if not 1 <= request.n <= MAX_CHOICES:
             raise InvalidRequestError(f"n must be between 1 and {MAX_CHOICES} for Bedrock models", field="n")
         call = build_converse_request(request, chat_capabilities(request.model))
-        started = time.monotonic()
-        outcomes = self._gather(
-            [partial(self._converse, call, i, request.model) for i in range(request.n)],
-            deadline,
-            request.model,
-            limit=request.n,
-        )
-        usage = Usage()
-        for _, u in outcomes:
-            usage = usage + u
-        return ChatResult(
-            model=request.model,
-            provider=NAME,
-            choices=[choice for choice, _ in outcomes],
-            usage=usage,
-            latency_s=time.monotonic() - started,
-        )
+        calls = [partial(self._converse, call, i, request.model) for i in range(request.n)]
+        return self._choices(calls, deadline, request.model)
 
     def _converse(self, call: ConverseCall, index: int, model: str) -> tuple[Choice, Usage]:
         response = self.client.converse(**call.kwargs)
@@ -152,23 +129,19 @@ class BedrockProvider:
             model,
             on_abandoned=partial(aws.close_stream, key="stream"),
         )
-        stream = response.get("stream") if isinstance(response, Mapping) else None
-        if stream is None:
-            raise InvalidUpstreamResponseError(
-                f"Bedrock ConverseStream answer for model {model} has no stream", provider=NAME, model=model
-            )
-        pump = aws.EventPump(self._pool, stream)
-        finished = False
-        try:
-            events = pump.events(
-                deadline, lambda: self._deadline_error(deadline, model), lambda exc: translate(exc, model)
-            )
-            deltas = self._stream_deltas(events, model, call.structured)
-            yield from only_first_tool_call(deltas) if call.one_tool_call else deltas
-            finished = True
-        finally:
-            if not finished:  # deadline, upstream error or the caller went away: stop reading now
-                pump.abandon()
+
+        def deltas(events: Iterator[Any]) -> Iterator[ChatDelta]:
+            found = self._stream_deltas(events, model, call.structured)
+            return only_first_tool_call(found) if call.one_tool_call else found
+
+        yield from self._pumped(
+            response,
+            "stream",
+            deadline,
+            model,
+            deltas=deltas,
+            missing=f"Bedrock ConverseStream answer for model {model} has no stream",
+        )
 
     def _stream_deltas(
         self, events: Iterator[Any], model: str, structured: StructuredOutput | None
@@ -327,31 +300,5 @@ class BedrockProvider:
         extra = tuple(m[len("bedrock.") :] for m in configured if m and m.startswith("bedrock."))
         return known_models(extra)
 
-    # --- machinery ------------------------------------------------------------------------------
-    @staticmethod
-    def _deadline_error(deadline: Deadline, model: str) -> UpstreamTimeoutError:
-        return UpstreamTimeoutError(
-            f"Bedrock model {model} did not answer within the {deadline.seconds:g} s request deadline",
-            provider=NAME,
-            model=model,
-        )
-
-    def _gather(
-        self,
-        calls: Sequence[Callable[[], T]],
-        deadline: Deadline,
-        model: str,
-        *,
-        limit: int = 1,
-        on_abandoned: Callable[[Any], None] | None = None,
-    ) -> list[T]:
-        """``aws.gather`` on this provider's pool, failures translated naming ``model``."""
-        return aws.gather(
-            self._pool,
-            calls,
-            deadline,
-            translate=lambda exc: translate(exc, model),
-            timeout_error=lambda: self._deadline_error(deadline, model),
-            limit=limit,
-            on_abandoned=on_abandoned,
-        )
+    def _translate(self, exc: BaseException, model: str) -> AIProxyError:
+        return translate(exc, model)

@@ -16,12 +16,11 @@ the caller gives up. The endpoint URL is the ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIM
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from lib.errors import InvalidRequestError, InvalidUpstreamResponseError, UpstreamTimeoutError
+from lib.errors import AIProxyError, InvalidRequestError, InvalidUpstreamResponseError
 from lib.providers import aws
 from lib.providers.base import (
     ChatDelta,
@@ -34,7 +33,6 @@ from lib.providers.base import (
     ModelInfo,
     Usage,
 )
-from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline
 from lib.providers.images import ImageRequest, ImageResult
 from lib.providers.sagemaker.errors import PROVIDER, translate
@@ -48,7 +46,6 @@ from lib.providers.sagemaker.messages import (
 )
 from lib.settings import Settings
 
-T = TypeVar("T")
 NAME = PROVIDER
 #: Most parallel calls one chat request may fan out to (``n``).
 MAX_CHOICES = 16
@@ -65,17 +62,12 @@ def build_client(settings: Settings) -> Any:
     )
 
 
-class SageMakerProvider:
+class SageMakerProvider(aws.BotoProvider):
     name = NAME
+    subject = "SageMaker endpoint"
 
     def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
-        self.settings = settings
-        self.client = client if client is not None else build_client(settings)
-        self._pool = DaemonPool(settings.upstream_pool_size, NAME)
-
-    def close(self) -> None:
-        self._pool.shutdown()
-        self.client.close()
+        super().__init__(settings, client if client is not None else build_client(settings))
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
@@ -86,23 +78,8 @@ class SageMakerProvider:
         model = request.model
         body = json.dumps(build_body(request, stream=False)).encode()
         structured = request.json_schema is not None
-        started = time.monotonic()
-        outcomes = self._gather(
-            [partial(self._invoke, model, body, i, structured) for i in range(request.n)],
-            deadline,
-            model,
-            limit=request.n,
-        )
-        usage = Usage()
-        for _, u in outcomes:
-            usage = usage + u
-        return ChatResult(
-            model=model,
-            provider=NAME,
-            choices=[choice for choice, _ in outcomes],
-            usage=usage,
-            latency_s=time.monotonic() - started,
-        )
+        calls = [partial(self._invoke, model, body, i, structured) for i in range(request.n)]
+        return self._choices(calls, deadline, model)
 
     def _invoke(self, model: str, body: bytes, index: int, structured: bool) -> tuple[Choice, Usage]:
         response = self.client.invoke_endpoint(
@@ -133,22 +110,14 @@ class SageMakerProvider:
             model,
             on_abandoned=partial(aws.close_stream, key="Body"),
         )
-        stream = response.get("Body") if isinstance(response, Mapping) else None
-        if stream is None:
-            raise InvalidUpstreamResponseError(
-                f"SageMaker stream answer of endpoint {model} has no body", provider=NAME, model=model
-            )
-        pump = aws.EventPump(self._pool, stream)
-        finished = False
-        try:
-            events = pump.events(
-                deadline, lambda: self._deadline_error(deadline, model), lambda exc: translate(exc, model)
-            )
-            yield from self._deltas(events, model, request.json_schema is not None)
-            finished = True
-        finally:
-            if not finished:  # deadline, upstream error or the caller went away: stop reading now
-                pump.abandon()
+        yield from self._pumped(
+            response,
+            "Body",
+            deadline,
+            model,
+            deltas=lambda events: self._deltas(events, model, request.json_schema is not None),
+            missing=f"SageMaker stream answer of endpoint {model} has no body",
+        )
 
     def _deltas(self, events: Iterator[Any], model: str, structured: bool) -> Iterator[ChatDelta]:
         lines = SseLines()
@@ -225,30 +194,5 @@ class SageMakerProvider:
         configured = (s.default_chat_model, s.default_assessment_model)
         return [ModelInfo(m, NAME, NAME) for m in configured if m and m.startswith("sagemaker.")]
 
-    # --- machinery ------------------------------------------------------------------------------
-    @staticmethod
-    def _deadline_error(deadline: Deadline, model: str) -> UpstreamTimeoutError:
-        return UpstreamTimeoutError(
-            f"SageMaker endpoint {model} did not answer within the {deadline.seconds:g} s request deadline",
-            provider=NAME,
-            model=model,
-        )
-
-    def _gather(
-        self,
-        calls: Sequence[Callable[[], T]],
-        deadline: Deadline,
-        model: str,
-        *,
-        limit: int = 1,
-        on_abandoned: Callable[[Any], None] | None = None,
-    ) -> list[T]:
-        return aws.gather(
-            self._pool,
-            calls,
-            deadline,
-            translate=lambda exc: translate(exc, model),
-            timeout_error=lambda: self._deadline_error(deadline, model),
-            limit=limit,
-            on_abandoned=on_abandoned,
-        )
+    def _translate(self, exc: BaseException, model: str) -> AIProxyError:
+        return translate(exc, model)
