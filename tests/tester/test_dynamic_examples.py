@@ -25,7 +25,9 @@ from lib.retrieval.store import CollectionStore
 from lib.store import Store
 from tests.conftest import make_settings
 from tests.local.conftest import needs_models
+from tests.support.openai_mock import CHAT
 from tests.tester.conftest import KCS, C, E, L, N, key_concepts_of, result_for, write_lesson
+from tests.tester.mock_model import grading_mock
 from tests.tester.test_cli_hardening import _tree
 
 pytestmark = needs_models
@@ -51,6 +53,15 @@ CODES = {
     "c1": TEXT.format(sid="c1", n=20),
     "c2": TEXT.format(sid="c2", n=24),
 }
+#: what identifies each program inside a prompt (the pipeline may number lines)
+MARK = {
+    "a1": "createSprite(200, 100)",
+    "a2": "createSprite(200, 120)",
+    "b1": "i < 10;",
+    "b2": "i < 12;",
+    "c1": "textSize(20)",
+    "c2": "textSize(24)",
+}
 TWIN = {"a1": "a2", "a2": "a1", "b1": "b2", "b2": "b1", "c1": "c2", "c2": "c1"}
 LABELS = {
     "a1": (E, E, N),
@@ -63,7 +74,7 @@ LABELS = {
 FIXED = (
     "fixed",
     (
-        CODES["a1"].replace("a1", "f0"),
+        SPRITES.format(sid="f0", n=7),
         "Key Concept\tLabel\n"
         + "".join(f"{kc}\t{label}\n" for kc, label in zip(KCS, (E, E, N), strict=True)),
     ),
@@ -286,3 +297,29 @@ def test_a_rerun_embeds_only_what_changed_and_drops_removed_students(
     assert len(embedded) == documents + 1 + 6
     assert chooser.choose("L1", Student("c1", CODES["c1"]))[0][0] == "c2"
     chooser.close()
+
+
+def test_real_pipeline_sends_the_twin_as_the_example_to_the_loopback_model(tmp_path: Path) -> None:
+    """The chosen examples reach the model: through the real pipeline, gateway and openai SDK."""
+    write_lesson(tmp_path, "L1", LABELS, codes=CODES, examples={FIXED[0]: FIXED[1]})
+    with grading_mock(KCS) as mock:
+        settings = make_settings(
+            openai_api_key="sk-loopback", openai_base_url=mock.base_url, default_embedding_model="local"
+        )
+        env = Env(gateway=Gateway(settings), settings=settings)
+        argv = ["--data-root", str(tmp_path), *ARGS, "--dynamic-examples", "1"]
+        assert run(argv, env) == 0
+        bodies = [r.json for r in mock.calls(CHAT)]
+    assert len(bodies) == 12
+    seen: dict[str, list[str]] = {}
+    for body in bodies:
+        texts = [str(m.get("content", "")) for m in body["messages"]]
+        sid = texts[-1].split("// student ", 1)[1].split("\n", 1)[0]
+        before = "\n".join(texts[:-1])  # everything but the student's own program
+        assert MARK[sid] not in before
+        seen.setdefault(sid, []).append("fixed" if "createSprite(200, 7)" in before else "dynamic")
+        if "createSprite(200, 7)" not in before:
+            assert MARK[TWIN[sid]] in before
+    assert {sid: sorted(kinds) for sid, kinds in seen.items()} == {s: ["dynamic", "fixed"] for s in LABELS}
+    summary = json.loads((tmp_path / "experiments/exp/output/summary.json").read_text())
+    assert summary["dynamic_examples"]["errors"] == [] and summary["errors"] == []
