@@ -17,6 +17,7 @@ import select
 import socket
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,3 +209,105 @@ def test_a_lone_slow_body_is_not_evicted(svc: Service) -> None:
             raw += chunk
     status, kind, _ = _kind(raw)
     assert status == 400 and kind != "request_timeout", raw[:300]
+
+
+def test_an_evicted_slow_header_connection_is_answered_408(svc: Service) -> None:
+    victim = socket.create_connection(("127.0.0.1", svc.port), timeout=10)
+    victim.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")  # headers never finish (5 s header timeout)
+    socks: list[socket.socket] = []
+    try:
+        time.sleep(0.3)
+        socks = [_slow_body(svc.port) for _ in range(SLOTS)]
+        answers, _ = _answers([victim], wait=3.0)  # well before the header timeout
+    finally:
+        for s in [victim, *socks]:
+            s.close()
+    assert len(answers) == 1, answers
+    status, kind, message = _kind(answers[0])
+    assert (status, kind) == (408, "request_timeout") and "headers too slow" in message
+
+
+# --- the eviction itself, in process (real gevent sockets and greenlets, no gunicorn) ---------------
+
+
+class _Req:
+    def __init__(self, sock: Any) -> None:
+        self.must_close = False
+        self.body = self  # gunicorn's Body: reads wait on the socket
+        self.sock = sock
+
+    def read(self, size: int | None = None) -> bytes:
+        return bytes(self.sock.recv(size or 65536))
+
+    readline = read
+
+
+def _worker(slots: int) -> Any:
+    import gevent
+
+    from src.server import AIProxyWorker
+
+    worker = AIProxyWorker.__new__(AIProxyWorker)  # the parts _admit and _WatchedBody use
+    worker.worker_connections, worker.reserve = slots, 0
+    worker.conns, worker.sheddable, worker.shed_total, worker._last_shed_log = {}, OrderedDict(), 0, 0.0
+    worker.hub = gevent.get_hub()
+    worker.log = type("Log", (), {"warning": staticmethod(lambda *a: None)})()
+    return worker
+
+
+def test_eviction_interrupts_a_blocked_body_read_and_spares_a_busy_request() -> None:
+    import gevent
+    from gevent import socket as gsocket
+
+    from src.body_limit import ClientTooSlow
+    from src.server import BODY, BUSY, IDLE, _Conn, _WatchedBody
+
+    worker = _worker(slots=2)
+    (a, a_peer), (b, b_peer) = gsocket.socketpair(), gsocket.socketpair()
+    slow, busy = _Conn(a), _Conn(b)
+    slow_req = _Req(a)
+    outcome: dict[str, Any] = {}
+
+    def read_body() -> None:
+        body = _WatchedBody(slow_req, worker, slow)
+        outcome["first"] = body.read(5)  # arrives: progress, the connection is busy again
+        outcome["lines"] = list(body)  # blocks: nothing more comes
+        outcome["never"] = True
+
+    def guarded() -> None:
+        try:
+            read_body()
+        except ClientTooSlow as exc:
+            outcome["raised"] = str(exc)
+
+    for conn in (slow, busy):
+        worker._admit(conn)
+    worker._enter(busy, BUSY)  # e.g. waiting on its upstream: never a candidate
+    a_peer.sendall(b"hello")
+    glet = gevent.spawn(guarded)
+    gevent.sleep(0.05)
+    assert outcome["first"] == b"hello" and slow.state == BODY
+    assert list(worker.sheddable) == [id(slow)]
+    newcomer = _Conn(gsocket.socketpair()[0])
+    worker._admit(newcomer)  # over the cap: the body read waiting longest is evicted
+    glet.join(2)
+    assert "body too slow" in outcome["raised"] and "never" not in outcome
+    assert slow_req.must_close and slow.state == BUSY and slow.evicted
+    assert not busy.evicted and worker.shed_total == 1
+    assert list(worker.sheddable) == [id(newcomer)]
+
+    # A wait that ended before the hub delivered the eviction is left alone, and becomes a
+    # candidate again; an idle one is simply closed.
+    busy.evicted = True
+    worker._interrupt(busy)
+    assert not busy.evicted
+    idle = _Conn(b)
+    idle.state, idle.evicted = IDLE, True
+    worker._interrupt(idle)
+    assert b_peer.recv(1) == b""  # shut down
+    # Reads off the worker's loop (here: the main greenlet) pass through untracked.
+    off_loop = _Conn(gsocket.socketpair()[0])
+    b2, b2_peer = gsocket.socketpair()
+    b2_peer.sendall(b"x\n")
+    assert _WatchedBody(_Req(b2), worker, off_loop).readline() == b"x\n"
+    assert off_loop.state == IDLE and id(off_loop) not in worker.sheddable
