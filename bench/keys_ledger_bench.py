@@ -18,7 +18,6 @@ path and reported separately.  Target (issue 14): p50 <= 0.3 ms for SQLite and f
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from lib.limits.redis_limiter import RedisLimiter
 from lib.providers.base import Usage
 from lib.store import Store
 from src.accounts import KeyMetrics, check_virtual_key
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import shared_redis_url
 
 SECRET = "bench-key-hash-secret-0123456789abcdef"
 
@@ -105,12 +104,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--keys", type=int, default=50)
     args = parser.parse_args()
-    server: RedisServer | None = None
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        server = RedisServer().start()
-        url = server.url
-    try:
+    with shared_redis_url() as url:
         print(f"{args.requests} requests over {args.keys} virtual keys: key check + limit check + ledger row")
         print(f"{'limits':8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'release p50':>12} {'rows':>6}")
         for name in ("redis", "sqlite"):
@@ -123,9 +117,6 @@ def main() -> None:
                 f"{name:8} {r['p50_ms']:8.3f} {r['p99_ms']:8.3f} {r['mean_ms']:8.3f} "
                 f"{r['release_p50_ms']:12.3f} {int(r['rows_written']):6d}"
             )
-    finally:
-        if server is not None:
-            server.stop()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Limits are set high enough that every check admits. The target is p50 <= 0.3 ms 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.limits import Limits, MemoryLimiter, SqliteLimiter, StoreLimiter
 from lib.limits.redis_limiter import RedisLimiter
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import shared_redis_url
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -62,30 +61,21 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=5000)
     parser.add_argument("--callers", type=int, default=50)
     args = parser.parse_args()
-    server: RedisServer | None = None
-    url = os.environ.get("TEST_REDIS_URL")
-    if not url:
-        server = RedisServer().start()
-        url = server.url
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            stores: list[tuple[str, StoreLimiter]] = [
-                ("redis", RedisLimiter(url)),
-                ("sqlite", SqliteLimiter(Path(tmp) / "limits.db")),
-                ("memory", MemoryLimiter()),
-            ]
-            print(f"{args.checks} checks over {args.callers} callers (RPM + TPM + concurrency each)")
-            print(f"{'store':8} {'check p50':>10} {'check p99':>10} {'check mean':>11} {'release p50':>12}")
-            for name, limiter in stores:
-                r = measure(limiter, args.checks, args.callers)
-                print(
-                    f"{name:8} {r['check_p50_ms']:>8.3f}ms {r['check_p99_ms']:>8.3f}ms "
-                    f"{r['check_mean_ms']:>9.3f}ms {r['release_p50_ms']:>10.3f}ms"
-                )
-                limiter.close()
-    finally:
-        if server is not None:
-            server.kill()
+    with shared_redis_url() as url, tempfile.TemporaryDirectory() as tmp:
+        stores: list[tuple[str, StoreLimiter]] = [
+            ("redis", RedisLimiter(url)),
+            ("sqlite", SqliteLimiter(Path(tmp) / "limits.db")),
+            ("memory", MemoryLimiter()),
+        ]
+        print(f"{args.checks} checks over {args.callers} callers (RPM + TPM + concurrency each)")
+        print(f"{'store':8} {'check p50':>10} {'check p99':>10} {'check mean':>11} {'release p50':>12}")
+        for name, limiter in stores:
+            r = measure(limiter, args.checks, args.callers)
+            print(
+                f"{name:8} {r['check_p50_ms']:>8.3f}ms {r['check_p99_ms']:>8.3f}ms "
+                f"{r['check_mean_ms']:>9.3f}ms {r['release_p50_ms']:>10.3f}ms"
+            )
+            limiter.close()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from tests.support.redis_server import NO_REDIS, RedisServer, redis_server_binary
+from tests.support.redis_server import NO_REDIS, RedisServer, redis_server_binary, shared_redis_url
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -22,14 +22,10 @@ def _skip_or_fail(reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def redis_session_url() -> Iterator[str]:
-    url = os.environ.get("TEST_REDIS_URL")
-    if url:
-        yield url
-        return
-    if redis_server_binary() is None:
+    if not os.environ.get("TEST_REDIS_URL") and redis_server_binary() is None:
         _skip_or_fail(NO_REDIS)
-    with RedisServer() as server:
-        yield server.url
+    with shared_redis_url() as url:
+        yield url
 
 
 @pytest.fixture

@@ -6,10 +6,12 @@ Redis on purpose start their own with ``RedisServer``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 
 import redis
 
@@ -23,6 +25,18 @@ NO_REDIS = (
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server")
+
+
+@contextlib.contextmanager
+def shared_redis_url() -> Iterator[str]:
+    """``TEST_REDIS_URL`` when set, else the URL of a ``redis-server`` started here for the block:
+    what the limit tests and the benches that only need *a* Redis use."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
 
 
 class RedisServer:
