@@ -56,9 +56,9 @@ IDLE, HEADERS, BODY, BUSY = "idle", "headers", "body", "busy"
 # Unread body bytes drained after a response (e.g. a 413 to a client still sending, which reads
 # the answer only once its body is sent); bounded by the header timeout too.
 _DRAIN_MAX_BYTES = 16 * 1024 * 1024
-# Seconds an evicted connection may take to receive its 408 before it is closed: short, since its
-# slot is what the new connection needs.
-_EVICTED_LINGER = 0.25
+# An evicted connection's 408 is sent, then only what its client already sent is drained (no wait):
+# its slot is what the new connection needs now.
+_EVICTED_WAIT = 0.0
 _EVICTED_MESSAGE = "request {} too slow: connection closed to free a slot for other clients"
 
 
@@ -280,8 +280,7 @@ class AIProxyWorker(GeventWorker):
             self.conns.pop(id(conn), None)
             self.sheddable.pop(id(conn), None)
             if conn.evicted and conn.state == BUSY:  # the app's 408 to an evicted body read may be in flight
-                with gevent.Timeout(_EVICTED_LINGER, False):
-                    self._close_gently(client)
+                self._close_gently(client, _EVICTED_WAIT)
             util.close(client)
 
     def _wait_first_byte(self, client: Any, parser: Any) -> bool:
@@ -332,7 +331,7 @@ class AIProxyWorker(GeventWorker):
                     req.body = body  # the parser drains what is left through gunicorn's own
         except ClientTooSlow as exc:  # evicted while sending headers (a body read answers in the app)
             self._write(
-                client, _json_error(408, "Request Timeout", "request_timeout", str(exc)), _EVICTED_LINGER
+                client, _json_error(408, "Request Timeout", "request_timeout", str(exc)), _EVICTED_WAIT
             )
         except _HeaderTimeout:
             self._write(
@@ -362,23 +361,23 @@ class AIProxyWorker(GeventWorker):
             self.log.warning("Invalid request from ip=%s: %s -> %d", ip, type(exc).__name__, status)
         self._write(client, _json_error(status, reason, kind, message))
 
-    def _write(self, client: Any, data: bytes, budget: float = 2.0) -> None:
-        """Send an error answer, then close gracefully, all within ``budget`` seconds."""
+    def _write(self, client: Any, data: bytes, wait: float = 0.5) -> None:
+        """Send an error answer, then close gracefully (within 2 s in all)."""
         try:
-            with gevent.Timeout(budget, False):
+            with gevent.Timeout(2.0, False):
                 client.sendall(data)
-                self._close_gently(client)
+                self._close_gently(client, wait)
         except OSError:
             self.log.debug("Failed to send error message.")
 
     @staticmethod
-    def _close_gently(client: Any) -> None:
-        """Half-close, then read what the client still sends (a little): closing with unread request
-        bytes in the receive buffer makes the kernel send a reset, which can destroy the answer in
-        flight. Callers bound the time."""
+    def _close_gently(client: Any, wait: float) -> None:
+        """Half-close, then read what the client still sends (a little, each read waiting at most
+        ``wait`` s; 0: only what has arrived): closing with unread request bytes in the receive
+        buffer makes the kernel send a reset, which can destroy the answer in flight."""
         with contextlib.suppress(OSError):
             client.shutdown(socket.SHUT_WR)
-            client.settimeout(0.5)
+            client.settimeout(wait)
             drained = 0
             while drained < 256 * 1024:
                 chunk = client.recv(65536)
