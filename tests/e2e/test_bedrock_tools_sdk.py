@@ -15,6 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from tests.support.bedrock_mock import CONVERSE, CONVERSE_STREAM, BedrockMock
+from tests.support.cloud_service import cloud_service, sdk_client
 from tests.support.openai_mock import CHAT, OpenAIMock
 from tests.support.server import Service
 
@@ -50,24 +51,14 @@ def mocks() -> Iterator[tuple[BedrockMock, OpenAIMock]]:
 @pytest.fixture(scope="module")
 def service(mocks: tuple[BedrockMock, OpenAIMock]) -> Iterator[Service]:
     bedrock, oai = mocks
-    env = {
-        "AIPROXY_API_KEY": KEY,
-        "OPENAI_API_KEY": "sk-x",
-        "OPENAI_BASE_URL": oai.base_url,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "tools-e2e",
-        "AWS_SECRET_ACCESS_KEY": "tools-e2e-secret",
-        "AWS_REGION": "us-east-1",
-    }
-    with Service(env, workers=1) as svc:
+    with cloud_service(KEY, oai, bedrock, "tools-e2e") as svc:
         yield svc
 
 
 @pytest.fixture
-def sdk(service: Service, mocks: tuple[BedrockMock, OpenAIMock]) -> openai.OpenAI:
-    for m in mocks:
-        m.requests.clear()
-    return openai.OpenAI(base_url=service.url + "/v1", api_key=KEY, max_retries=0)
+def sdk(service: Service, mocks: tuple[BedrockMock, OpenAIMock]) -> Iterator[openai.OpenAI]:
+    with sdk_client(service, KEY, mocks) as client:
+        yield client
 
 
 def test_tools_become_tool_config_and_tool_use_becomes_tool_calls(

@@ -35,6 +35,7 @@ from tests.support.bedrock_mock import (
     stream_events,
 )
 from tests.support.bedrock_mock import Reply as BedrockReply
+from tests.support.cloud_service import cloud_service, sdk_client
 from tests.support.openai_mock import CHAT, EMBEDDINGS, OpenAIMock, Reply
 
 pytestmark = pytest.mark.e2e
@@ -59,23 +60,14 @@ def upstreams() -> Iterator[tuple[OpenAIMock, BedrockMock]]:
 
 @pytest.fixture(scope="module")
 def service(upstreams: tuple[OpenAIMock, BedrockMock]) -> Iterator[Any]:
-    from tests.support.server import Service
-
-    oai, bedrock = upstreams
-    aws = {"AWS_ACCESS_KEY_ID": "gaps", "AWS_SECRET_ACCESS_KEY": "gaps-secret", "AWS_REGION": "us-east-1"}
-    env = {"AIPROXY_API_KEY": KEY, "OPENAI_API_KEY": "sk-gaps", "OPENAI_BASE_URL": oai.base_url}
-    env["AWS_ENDPOINT_URL_BEDROCK_RUNTIME"] = bedrock.endpoint_url
-    with Service({**env, **aws}, workers=1) as svc:
+    with cloud_service(KEY, *upstreams, "gaps") as svc:
         yield svc
 
 
 @pytest.fixture
 def sdk(service: Any, upstreams: tuple[OpenAIMock, BedrockMock]) -> Iterator[openai.OpenAI]:
-    for mock in upstreams:
-        mock.requests.clear()
-    client = openai.OpenAI(base_url=service.url + "/v1", api_key=KEY, max_retries=0, timeout=120)
-    yield client
-    client.close()
+    with sdk_client(service, KEY, upstreams, timeout=120) as client:
+        yield client
 
 
 # --- embeddings input as token arrays ----------------------------------------------------------

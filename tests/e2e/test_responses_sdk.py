@@ -18,6 +18,7 @@ from openai.types.responses import Response, ResponseFunctionToolCall, ResponseO
 from pydantic import BaseModel
 
 from tests.support.bedrock_mock import CONVERSE, CONVERSE_STREAM, BedrockMock
+from tests.support.cloud_service import cloud_service, sdk_client
 from tests.support.openai_mock import CHAT, OpenAIMock, Reply
 from tests.support.server import Service
 
@@ -63,27 +64,14 @@ def mocks() -> Iterator[tuple[OpenAIMock, BedrockMock]]:
 
 @pytest.fixture(scope="module")
 def service(mocks: tuple[OpenAIMock, BedrockMock]) -> Iterator[Service]:
-    oai, bedrock = mocks
-    env = {
-        "AIPROXY_API_KEY": KEY,
-        "OPENAI_API_KEY": "sk-responses",
-        "OPENAI_BASE_URL": oai.base_url,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "responses-e2e",
-        "AWS_SECRET_ACCESS_KEY": "responses-e2e-secret",
-        "AWS_REGION": "us-east-1",
-    }
-    with Service(env, workers=1) as svc:
+    with cloud_service(KEY, *mocks, "responses-e2e") as svc:
         yield svc
 
 
 @pytest.fixture
 def sdk(service: Service, mocks: tuple[OpenAIMock, BedrockMock]) -> Iterator[openai.OpenAI]:
-    for m in mocks:
-        m.requests.clear()
-    client = openai.OpenAI(base_url=service.url + "/v1", api_key=KEY, max_retries=0)
-    yield client
-    client.close()
+    with sdk_client(service, KEY, mocks) as client:
+        yield client
 
 
 def _upstream_turns(mocks: tuple[OpenAIMock, BedrockMock], model: str) -> list[Any]:
