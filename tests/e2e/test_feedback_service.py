@@ -15,17 +15,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from lib.assessment.tester.cli import Env
-from lib.assessment.tester.cli import run as run_tester
 from lib.feedback.dataset import build_dataset
 from lib.feedback.finetune import export_finetune, validate_line
-from lib.providers.gateway import Gateway
 from lib.store import Store
 from lib.store.assessment_schema import assessment_feedback, assessment_records
 from tests.conftest import make_settings
 from tests.e2e.test_keys_ledger_service import call
 from tests.feedback.conftest import LESSON, SPRITES, E, run_hand_case
-from tests.feedback.test_dataset import write_experiment
+from tests.feedback.test_dataset import offline_tester_summary
 from tests.support.server import Service
 
 pytestmark = pytest.mark.e2e
@@ -125,19 +122,7 @@ def test_assess_feedback_summary_dataset_tester_finetune(database_url: str, tmp_
     assert svc.proc is not None and svc.proc.returncode == 0
 
     build_dataset(store.engine, lesson=LESSON, since=None, out=tmp_path / "datasets" / "prod")
-    write_experiment(tmp_path)
-    settings = make_settings(data_dir=tmp_path)
-    argv = [
-        "--data-root",
-        str(tmp_path),
-        "--dataset-name",
-        "prod",
-        "--experiment-name",
-        "cfe-all",
-        "--no-progress",
-    ]
-    assert run_tester(argv, Env(gateway=Gateway(settings), settings=settings)) == 0
-    tester = json.loads((tmp_path / "experiments/cfe-all/output/summary.json").read_text())
+    tester = offline_tester_summary(tmp_path, make_settings(data_dir=tmp_path))
     assert tester["totals"]["called"] == 0 and tester["totals"]["errors"] == 0
     # the dataset holds A, B and C (D has no feedback): exactly the summary's rows
     assert tester["statistics"] == summary["statistics"]

@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -22,6 +23,7 @@ from lib.assessment.tester.cli import run as run_tester
 from lib.errors import InvalidRequestError
 from lib.feedback.dataset import build_dataset, normalised_hash, strip_personal
 from lib.providers.gateway import Gateway
+from lib.settings import Settings
 from lib.store.assessment_schema import assessment_records
 from tests.conftest import make_settings
 from tests.feedback.conftest import (
@@ -184,6 +186,24 @@ def write_experiment(root: Path, name: str = "cfe-all") -> None:
     (folder / "standard_rubric.csv").write_text(read("cfe_rubric.csv"))
 
 
+def offline_tester_summary(root: Path, settings: Settings) -> dict[str, Any]:
+    """The rubric tester's summary of an offline run (``write_experiment``) on the dataset ``prod``
+    built under ``root``: what the dataset tests compare with the feedback summary."""
+    write_experiment(root)
+    argv = [
+        "--data-root",
+        str(root),
+        "--dataset-name",
+        "prod",
+        "--experiment-name",
+        "cfe-all",
+        "--no-progress",
+    ]
+    assert run_tester(argv, Env(gateway=Gateway(settings), settings=settings)) == 0
+    summary: dict[str, Any] = json.loads((root / "experiments/cfe-all/output/summary.json").read_text())
+    return summary
+
+
 def test_rubric_tester_on_the_built_dataset_matches_the_summary(
     app: Flask, client: FlaskClient, tmp_path: Path
 ) -> None:
@@ -193,19 +213,7 @@ def test_rubric_tester_on_the_built_dataset_matches_the_summary(
     label_all(client, ids["shapes"], {SEQ: E, SPRITES: L, POSITION: N})
     summary = client.get("/assessment/feedback/summary", headers=AUTH).json
     build_dataset(engine_of(app), lesson=LESSON, since=None, out=tmp_path / "datasets" / "prod")
-    write_experiment(tmp_path)
-    settings = make_settings()
-    argv = [
-        "--data-root",
-        str(tmp_path),
-        "--dataset-name",
-        "prod",
-        "--experiment-name",
-        "cfe-all",
-        "--no-progress",
-    ]
-    assert run_tester(argv, Env(gateway=Gateway(settings), settings=settings)) == 0
-    tester = json.loads((tmp_path / "experiments/cfe-all/output/summary.json").read_text())
+    tester = offline_tester_summary(tmp_path, make_settings())
     assert tester["totals"]["errors"] == 0 and tester["totals"]["called"] == 0
     assert summary["pairs"] == tester["statistics"]["overall"]["n"] == 9
     assert tester["statistics"]["overall"] == summary["statistics"]["overall"]
