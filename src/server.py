@@ -218,10 +218,8 @@ class AIProxyWorker(GeventWorker):
 
     def _enter(self, conn: _Conn, state: str) -> None:
         conn.state = state
-        if state == BUSY or conn.evicted:
-            self.sheddable.pop(id(conn), None)
-        else:
-            self.sheddable.pop(id(conn), None)
+        self.sheddable.pop(id(conn), None)
+        if state != BUSY and not conn.evicted:
             self.sheddable[id(conn)] = conn  # last: the newest wait
 
     def _admit(self, conn: _Conn) -> None:
