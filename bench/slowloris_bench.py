@@ -7,10 +7,16 @@ attacker would (``--no-reconnect``: open them once). Meanwhile ``GET /`` is time
 times, one at a time (a fresh connection each, like the load balancer's health check). The same
 probes run first with no slow sockets.
 
-    .venv/bin/python bench/slowloris_bench.py [--slow 5000] [--probes 300] [--no-reconnect] [--stock]
+``--slow-body``: every slow socket is instead an authenticated ``POST /chat`` whose headers arrive at
+once and whose body (``Content-Length`` 100,000) trickles a byte every ``--drip`` s: the route is
+blocked reading the body, which only the request deadline (150 s) or shedding near the connection
+cap ends.
 
-Prints one JSON object: health p50/p99/max (ms) and errors, without and with the slow sockets, and
-how many slow connections the server closed.
+    .venv/bin/python bench/slowloris_bench.py [--slow 5000] [--probes 300] [--no-reconnect] [--stock]
+        [--slow-body]
+
+Prints one JSON object: health p50/p99/max (ms) and errors, without and with the slow sockets, how
+many slow connections the server closed and how many of those it answered 408 first.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ sys.path.insert(0, str(REPO))
 from tests.support.server import Service  # noqa: E402
 
 HEALTH = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+KEY = "bench-key"
+SLOW_HEADER = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+SLOW_BODY = (
+    f"POST /chat HTTP/1.1\r\nHost: slow\r\nAuthorization: {KEY}\r\nContent-Type: application/json\r\n"
+    "Content-Length: 100000\r\n\r\n{"
+).encode()
 
 
 def raise_nofile(need: int) -> None:
@@ -88,12 +100,14 @@ def probes(port: int, n: int, interval: float) -> dict[str, float | int]:
 
 
 class SlowCrowd:
-    """``n`` slow sockets kept open: even ones silent, odd ones sending a header byte every ``drip`` s."""
+    """``n`` slow sockets kept open: even ones silent, odd ones sending a header byte every ``drip`` s
+    (``body``: every one sends a request's headers, then a body byte every ``drip`` s)."""
 
-    def __init__(self, port: int, n: int, drip: float, reconnect: bool = True) -> None:
-        self.port, self.n, self.drip, self.reconnect = port, n, drip, reconnect
+    def __init__(self, port: int, n: int, drip: float, reconnect: bool = True, body: bool = False) -> None:
+        self.port, self.n, self.drip, self.reconnect, self.body = port, n, drip, reconnect, body
         self.sel = selectors.DefaultSelector()
         self.closed_by_server = 0
+        self.answered_408 = 0
         self.opened = 0
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -104,7 +118,7 @@ class SlowCrowd:
         s.connect_ex(("127.0.0.1", self.port))
         self.sel.register(s, selectors.EVENT_READ, i)
         self.opened += 1
-        if i % 2:
+        if i % 2 or self.body:
             self._pending_drip.append((s, time.monotonic() + 0.5, False))
 
     def start(self) -> SlowCrowd:
@@ -117,7 +131,7 @@ class SlowCrowd:
         return self
 
     def _run(self) -> None:
-        header = b"GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: "
+        first, drip = (SLOW_BODY, b" ") if self.body else (SLOW_HEADER, b"a")
         while not self._stop.is_set():
             for key, _ in self.sel.select(timeout=0.2):
                 s: socket.socket = key.fileobj  # type: ignore[assignment]
@@ -127,6 +141,8 @@ class SlowCrowd:
                     continue
                 except OSError:
                     data = b""
+                if data.startswith(b"HTTP/1.1 408"):
+                    self.answered_408 += 1
                 if not data:  # the server closed it: reconnect, as an attacker would
                     self.sel.unregister(s)
                     s.close()
@@ -140,7 +156,7 @@ class SlowCrowd:
                     continue
                 if due <= now:
                     try:
-                        s.send(b"a" if started else header)
+                        s.send(drip if started else first)
                     except OSError:
                         continue
                     keep.append((s, now + self.drip, True))
@@ -169,12 +185,17 @@ def main() -> None:
     ap.add_argument(
         "--no-reconnect", action="store_true", help="do not reopen the slow sockets the server closes"
     )
+    ap.add_argument(
+        "--slow-body",
+        action="store_true",
+        help="slow sockets send an authenticated POST's headers, then trickle its body",
+    )
     args = ap.parse_args()
     raise_nofile(args.slow + 200)
     global PROBE_TIMEOUT
     PROBE_TIMEOUT = args.probe_timeout
 
-    env = {"AIPROXY_API_KEY": "bench-key"}
+    env = {"AIPROXY_API_KEY": KEY}
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
     svc = Service(env, workers=args.workers or 0, args=("--worker-class", "gevent") if args.stock else ())
@@ -182,7 +203,9 @@ def main() -> None:
         svc.env.pop("WEB_CONCURRENCY", None)
     with svc:
         quiet = probes(svc.port, args.probes, args.interval)
-        crowd = SlowCrowd(svc.port, args.slow, args.drip, reconnect=not args.no_reconnect).start()
+        crowd = SlowCrowd(
+            svc.port, args.slow, args.drip, reconnect=not args.no_reconnect, body=args.slow_body
+        ).start()
         time.sleep(3)  # let the crowd reach the server
         try:
             loaded = probes(svc.port, args.probes, args.interval)
@@ -194,11 +217,13 @@ def main() -> None:
             {
                 "slow_sockets": args.slow,
                 "reconnect": not args.no_reconnect,
+                "slow": "request bodies" if args.slow_body else "half silent, half trickling headers",
                 "worker": "gunicorn gevent (stock)" if args.stock else "src.server.AIProxyWorker",
                 "workers": args.workers or "default",
                 "health_quiet": quiet,
                 "health_with_slow_sockets": loaded,
                 "slow_connections_closed_by_server": crowd.closed_by_server,
+                "of_which_answered_408": crowd.answered_408,
                 "shedding_logged": "connection slots nearly full" in logs,
             },
             indent=2,
