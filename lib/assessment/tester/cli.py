@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from lib.assessment.tester import dynamic, estimate, gate, report
+from lib.assessment.tester import estimate, gate, report
 from lib.assessment.tester.cache import CACHE_DIR, AnswerCache, request_fingerprint
 from lib.assessment.tester.data import (
     LABELS_FILE,
@@ -48,6 +48,9 @@ from lib.assessment.tester.stats import compute_all
 from lib.assessment.types import AssessmentRequest, AssessmentResult
 from lib.errors import AIProxyError, InvalidRequestError
 from lib.fileio import atomic_write_json
+
+if TYPE_CHECKING:  # imported when used: retrieval (numpy, SQLAlchemy) costs every start 0.4 s
+    from lib.assessment.tester.dynamic import ExampleChooser
 
 log = logging.getLogger("rubric_tester")
 
@@ -238,8 +241,10 @@ class RubricTester:
                 )
         return jobs
 
-    def chooser(self, locator: Locator, lessons: list[LessonData], out_dir: Path) -> dynamic.ExampleChooser:
+    def chooser(self, locator: Locator, lessons: list[LessonData], out_dir: Path) -> ExampleChooser:
         """``--dynamic-examples``: the examples' collections, a dataset's ingested first."""
+        from lib.assessment.tester import dynamic
+
         o = self.o
         k = o.dynamic_examples or 1
         source = o.examples_from or o.dataset_name
@@ -433,10 +438,12 @@ class RubricTester:
         stats = compute_all(report.predictions_from(lessons, outcomes), concepts)
         comparison = None
         if o.dynamic_examples:
+            from lib.assessment.tester.dynamic import side_by_side
+
             dyn_stats = compute_all(report.predictions_from(lessons, dyn_outcomes), concepts)
             comparison = {
                 **about,
-                "side_by_side": dynamic.side_by_side(stats, dyn_stats),
+                "side_by_side": side_by_side(stats, dyn_stats),
                 "statistics": dyn_stats,
                 "assessments": len(dyn_outcomes),
                 "cached": sum(1 for x in dyn_outcomes if x.cached),
