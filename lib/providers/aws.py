@@ -198,16 +198,25 @@ class EventPump:
 class BotoProvider:
     """The part of a boto3 provider that does not depend on the service's request format.
 
-    Subclasses set ``name`` and ``subject`` (how a timeout names the model: "Bedrock model") and
-    implement ``_translate`` (the service's errors in the taxonomy)."""
+    Subclasses set ``name``, ``service`` (the boto3 client's) and ``subject`` (how a timeout names
+    the model: "Bedrock model"), and implement ``_endpoint_url`` (the service's endpoint setting:
+    None lets botocore read the environment itself) and ``_translate`` (its errors in the taxonomy).
+    ``client`` replaces the client built from settings (tests)."""
 
     name: str
+    service: str
     subject: str
 
-    def __init__(self, settings: Settings, client: Any) -> None:
+    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
         self.settings = settings
+        if client is None:
+            translate = partial(self._translate, model="-")
+            client = build_client(settings, self.service, self.name, self._endpoint_url(settings), translate)
         self.client = client
         self._pool = DaemonPool(settings.upstream_pool_size, self.name)
+
+    def _endpoint_url(self, settings: Settings) -> str | None:
+        raise NotImplementedError
 
     def close(self) -> None:
         """Stop accepting work and drop idle connections (calls in flight finish on their own)."""

@@ -83,24 +83,14 @@ MAX_CHOICES = 16
 client_config = aws.client_config
 
 
-def build_client(settings: Settings) -> Any:
-    """The ``bedrock-runtime`` client (``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` from settings, else
-    botocore's own reading of the environment); credential problems become ``AuthenticationError``."""
-    return aws.build_client(
-        settings,
-        "bedrock-runtime",
-        NAME,
-        settings.aws_endpoint_url_bedrock_runtime,
-        lambda exc: translate(exc, "-"),
-    )
-
-
 class BedrockProvider(aws.BotoProvider):
     name = NAME
+    service = "bedrock-runtime"
     subject = "Bedrock model"
 
-    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
-        super().__init__(settings, client if client is not None else build_client(settings))
+    def _endpoint_url(self, settings: Settings) -> str | None:
+        """``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` from settings (None: botocore reads the environment)."""
+        return settings.aws_endpoint_url_bedrock_runtime
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:

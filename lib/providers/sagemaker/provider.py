@@ -52,22 +52,13 @@ MAX_CHOICES = 16
 _JSON = "application/json"
 
 
-def build_client(settings: Settings) -> Any:
-    return aws.build_client(
-        settings,
-        "sagemaker-runtime",
-        NAME,
-        settings.aws_endpoint_url_sagemaker_runtime,
-        lambda exc: translate(exc, "-"),
-    )
-
-
 class SageMakerProvider(aws.BotoProvider):
     name = NAME
+    service = "sagemaker-runtime"
     subject = "SageMaker endpoint"
 
-    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
-        super().__init__(settings, client if client is not None else build_client(settings))
+    def _endpoint_url(self, settings: Settings) -> str | None:
+        return settings.aws_endpoint_url_sagemaker_runtime
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
