@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from tests.support.bedrock_mock import CONVERSE, CONVERSE_STREAM, BedrockMock
+from tests.support.cloud_service import sdk_client, upstream_env
 from tests.support.server import Service
 
 pytestmark = pytest.mark.e2e
@@ -90,21 +91,14 @@ def bedrock() -> Iterator[BedrockMock]:
 
 @pytest.fixture(scope="module")
 def service(bedrock: BedrockMock) -> Iterator[Service]:
-    env = {
-        "AIPROXY_API_KEY": KEY,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
-        "AWS_ACCESS_KEY_ID": "client-requests",
-        "AWS_SECRET_ACCESS_KEY": "client-requests-secret",
-        "AWS_REGION": "us-east-1",
-    }
-    with Service(env, workers=1) as svc:
+    with Service(upstream_env(KEY, "client-requests", bedrock=bedrock), workers=1) as svc:
         yield svc
 
 
 @pytest.fixture
-def sdk(service: Service, bedrock: BedrockMock) -> openai.OpenAI:
-    bedrock.requests.clear()
-    return openai.OpenAI(base_url=service.url + "/v1", api_key=KEY, max_retries=0)
+def sdk(service: Service, bedrock: BedrockMock) -> Iterator[openai.OpenAI]:
+    with sdk_client(service, KEY, [bedrock]) as client:
+        yield client
 
 
 def history_as_sent(bedrock: BedrockMock, operation: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
+from tests.support.cloud_service import sdk_client, upstream_env
 from tests.support.openai_mock import CHAT, OpenAIMock
 from tests.support.server import Service
 
@@ -47,15 +48,14 @@ def upstream() -> Iterator[OpenAIMock]:
 
 @pytest.fixture(scope="module")
 def service(upstream: OpenAIMock) -> Iterator[Service]:
-    env = {"AIPROXY_API_KEY": KEY, "OPENAI_API_KEY": "sk-tools", "OPENAI_BASE_URL": upstream.base_url}
-    with Service(env, workers=1) as svc:
+    with Service(upstream_env(KEY, "tools", oai=upstream), workers=1) as svc:
         yield svc
 
 
 @pytest.fixture
-def sdk(service: Service, upstream: OpenAIMock) -> openai.OpenAI:
-    upstream.requests.clear()
-    return openai.OpenAI(base_url=service.url + "/v1", api_key=KEY, max_retries=0)
+def sdk(service: Service, upstream: OpenAIMock) -> Iterator[openai.OpenAI]:
+    with sdk_client(service, KEY, [upstream]) as client:
+        yield client
 
 
 def test_tool_call_then_tool_result_round_trip(sdk: openai.OpenAI, upstream: OpenAIMock) -> None:

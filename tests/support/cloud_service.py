@@ -18,19 +18,27 @@ from tests.support.openai_mock import OpenAIMock
 from tests.support.server import Service
 
 
-def cloud_service(key: str, oai: OpenAIMock, bedrock: BedrockMock, tag: str) -> Service:
-    """The service (one worker) with ``key`` as its API key, calling ``oai`` and ``bedrock``; ``tag``
+def upstream_env(
+    key: str, tag: str, *, oai: OpenAIMock | None = None, bedrock: BedrockMock | None = None
+) -> dict[str, str]:
+    """The service's environment: ``key`` as its API key, calling the stand-ins given; ``tag``
     names the test module in the fake upstream credentials."""
-    env = {
-        "AIPROXY_API_KEY": key,
-        "OPENAI_API_KEY": f"sk-{tag}",
-        "OPENAI_BASE_URL": oai.base_url,
-        "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
-        "AWS_ACCESS_KEY_ID": tag,
-        "AWS_SECRET_ACCESS_KEY": f"{tag}-secret",
-        "AWS_REGION": "us-east-1",
-    }
-    return Service(env, workers=1)
+    env = {"AIPROXY_API_KEY": key}
+    if oai is not None:
+        env |= {"OPENAI_API_KEY": f"sk-{tag}", "OPENAI_BASE_URL": oai.base_url}
+    if bedrock is not None:
+        env |= {
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.endpoint_url,
+            "AWS_ACCESS_KEY_ID": tag,
+            "AWS_SECRET_ACCESS_KEY": f"{tag}-secret",
+            "AWS_REGION": "us-east-1",
+        }
+    return env
+
+
+def cloud_service(key: str, oai: OpenAIMock, bedrock: BedrockMock, tag: str) -> Service:
+    """The service (one worker) in front of both stand-ins (``upstream_env``)."""
+    return Service(upstream_env(key, tag, oai=oai, bedrock=bedrock), workers=1)
 
 
 @contextlib.contextmanager
