@@ -18,14 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
 from lib.settings import Settings, SettingsError
 
-#: The algorithms accepted, and the key type each one needs.
-ALGORITHMS: dict[str, type[Any]] = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
+# PyJWT and cryptography (about 23 MB per worker) are imported only when JWT_ISSUER is configured
+# (TokenVerifier is built then): a worker without browser tokens never loads them.
+
+#: The algorithms accepted (each only with a key of its own type, see ``_key_types``).
+ALGORITHMS = ("RS256", "ES256")
+
+
+def _key_types() -> dict[str, type[Any]]:
+    """The key type each accepted algorithm needs."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    return {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey}
 
 
 class TokenError(Exception):
@@ -45,7 +51,7 @@ def looks_like_jwt(value: str) -> bool:
 
 
 def _key_algorithm(key: Any) -> str:
-    for alg, key_type in ALGORITHMS.items():
+    for alg, key_type in _key_types().items():
         if isinstance(key, key_type):
             if alg == "ES256" and key.curve.name != "secp256r1":
                 raise SettingsError("JWT keys: ES256 needs a P-256 key")
@@ -55,6 +61,9 @@ def _key_algorithm(key: Any) -> str:
 
 def _load_keys(settings: Settings) -> dict[str | None, tuple[Any, str]]:
     """kid (None for the single PEM key) -> (public key, its one algorithm)."""
+    import jwt
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
     keys: dict[str | None, tuple[Any, str]] = {}
     if settings.jwt_public_key_file is not None:
         try:
@@ -110,6 +119,8 @@ class TokenVerifier:
         return entry
 
     def verify(self, token: str) -> TokenClaims:
+        import jwt  # loaded by _load_keys already: a dictionary lookup here
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -103,6 +103,11 @@ def on_starting(server):  # type: ignore[no-untyped-def]
                 f"{', '.join(open_hosts)} (bind {', '.join(server.cfg.bind)}).\n"
             )
             sys.exit(3)
+    # Migrate once here, in a child process, so the workers never import Alembic (lib/premigrate.py);
+    # if that fails (database down), each worker migrates and retries as before.
+    from lib.premigrate import run_in_child
+
+    run_in_child(_ROOT)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from lib.settings import Settings
+from lib.premigrate import premigrated_head
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported inside the methods that use it: a gunicorn worker whose master migrated
+# already (lib/premigrate.py) never loads it.
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +37,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Arbitrary constant naming aiproxy's migration lock among PostgreSQL advisory locks.
 _PG_MIGRATION_LOCK = 0x41495058  # "AIPX"
 _BEGIN_OPTION = "aiproxy_sqlite_begin"
-#: (database URL, migrations folder) this process has brought to head already.
-_MIGRATED: set[tuple[str, str]] = set()
+#: (database URL, migrations folder) -> the head this process has brought it to already.
+_MIGRATED: dict[tuple[str, str], str | None] = {}
 #: The store of each database URL in this process (``Store.from_settings``).
 _SHARED: dict[str, Store] = {}
 
@@ -103,6 +106,8 @@ class Store:
         return sa.make_url(self.url).render_as_string(hide_password=True)
 
     def _alembic(self, conn: sa.Connection) -> Config:
+        from alembic.config import Config
+
         cfg = Config()
         cfg.set_main_option("script_location", str(self.migrations))
         cfg.attributes["connection"] = conn
@@ -110,10 +115,14 @@ class Store:
 
     def head(self) -> str | None:
         """The newest migration shipped with this code."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory(str(self.migrations)).get_current_head()
 
     def current(self) -> str | None:
         """The migration the database is at (None: empty database)."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
 
@@ -121,7 +130,14 @@ class Store:
         """Apply every pending migration under the lock, all in one transaction; return the head."""
         done = (self.url, str(self.migrations))
         if done in _MIGRATED:  # this process already did (one app per test, workers re-creating apps)
-            return self.head()
+            return _MIGRATED[done]
+        premigrated = premigrated_head(*done)
+        if premigrated is not None:  # the gunicorn master did, before forking this worker
+            _MIGRATED[done] = premigrated
+            return premigrated
+        from alembic import command
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as conn:
             conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             with conn.begin():
@@ -130,7 +146,7 @@ class Store:
                 before = MigrationContext.configure(conn).get_current_revision()
                 command.upgrade(self._alembic(conn), "head")
                 after = MigrationContext.configure(conn).get_current_revision()
-        _MIGRATED.add(done)
+        _MIGRATED[done] = after
         if before != after:
             log.info("database migrated", extra={"from": before, "to": after, "database": self.describe()})
         return after
