@@ -10,11 +10,14 @@ program spans several chunks; its full text is stitched back from them (``Collec
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from lib.assessment.comments import remove_comments
 from lib.errors import InvalidRequestError
-from lib.retrieval.service import Retrieval
 from lib.retrieval.store import Embed
+
+if TYPE_CHECKING:  # the caller passes it in; importing it here would load numpy at app start
+    from lib.retrieval.service import Retrieval
 
 #: Chunks fetched per example wanted, so that k distinct documents are found when programs span chunks.
 _OVERSAMPLE = 4

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lib.providers.base import Message
-from lib.retrieval.service import Hit
+
+if TYPE_CHECKING:  # annotations only: importing the service at app start would load numpy
+    from lib.retrieval.service import Hit
 
 _TAG = re.compile(r"<(/?)(\s*retrieved_context\s*)>", re.I)
 

@@ -19,14 +19,19 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import sqlalchemy as sa
 
 from lib.errors import InvalidRequestError
 from lib.retrieval.chunking import Chunk, chunk_text
 from lib.store.retrieval_schema import retrieval_chunks, retrieval_collections, retrieval_documents
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported where vectors are made: a worker that never uses collections never loads it
+# (this module is imported at start by the routes for its errors).
 
 #: Embeds texts with the collection's model; returns one vector per text.
 Embed = Callable[[str, Sequence[str]], list[list[float]]]
@@ -217,6 +222,8 @@ class CollectionStore:
         return IngestResult(doc_id, len(pieces), len(fresh), False)
 
     def _embed(self, coll: Collection, embed: Embed, fresh: Sequence[Chunk]) -> np.ndarray:
+        import numpy as np
+
         if not fresh:
             return np.empty((0, coll.dimensions or 0), dtype=np.float32)
         raw = np.asarray(embed(coll.model, [c.text for c in fresh]), dtype=np.float32)
@@ -257,6 +264,8 @@ class CollectionStore:
 
     def chunk_vectors(self, ids: Sequence[int]) -> tuple[list[int], list[str], np.ndarray]:
         """Row ids, document ids and vectors of the given chunks (batched, for index builds)."""
+        import numpy as np
+
         keys: list[int] = []
         doc_ids: list[str] = []
         blobs: list[bytes] = []

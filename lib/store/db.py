@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lib.settings import Settings
 from lib.premigrate import premigrated_head
+from lib.settings import Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config

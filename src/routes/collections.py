@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, g, jsonify
@@ -21,13 +21,18 @@ from lib.providers.base import Message, TextPart
 from lib.retrieval.chunking import DEFAULT_CHUNK_OVERLAP, DEFAULT_CHUNK_TOKENS
 from lib.retrieval.examples import nearest_examples
 from lib.retrieval.grounding import citations, grounded_messages
-from lib.retrieval.service import Retrieval, check_filter, hits_json
 from lib.retrieval.store import CollectionConflictError, CollectionNotFoundError, CollectionStore
 from src.accounts import ACCOUNTS_EXTENSION
 from src.api import UPSTREAM_ERRORS, documented, no_body, parse_body, services
 from src.auth import require_auth
 from src.errors import error_response
 from src.schemas import RetrievalIn
+
+if TYPE_CHECKING:
+    from lib.retrieval.service import Retrieval
+
+# lib.retrieval.service (numpy, the vector indexes) is imported where a collection is first used:
+# a worker that never uses collections never loads it.
 
 bp = Blueprint("collections", __name__)
 log = logging.getLogger("aiproxy.retrieval")
@@ -63,6 +68,8 @@ def _store_down(exc: sa.exc.DBAPIError) -> Response:
 
 def retrieval() -> Retrieval:
     """The app's ``Retrieval`` (its per-worker indexes), made on first use."""
+    from lib.retrieval.service import Retrieval
+
     found: Retrieval | None = current_app.extensions.get(RETRIEVAL_EXTENSION)
     if found is None:
         store = current_app.extensions[ACCOUNTS_EXTENSION].store
@@ -97,6 +104,8 @@ def ground(
         raise InvalidRequestError(
             "retrieval needs a user message with text to search with", field="retrieval"
         )
+    from lib.retrieval.service import check_filter
+
     where = check_filter(spec.filter)
     try:
         with _store_errors():
@@ -285,6 +294,8 @@ def delete_document(name: str, doc_id: str) -> Response:
     tags=("retrieval",),
 )
 def query(name: str) -> Response:
+    from lib.retrieval.service import check_filter, hits_json
+
     body = parse_body(QueryIn)
     svc = retrieval()
     where = check_filter(body.filter)

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Response, g, jsonify
 
 from lib.errors import AIProxyError, InvalidRequestError
@@ -48,6 +47,8 @@ def _json_schema(body: ChatCompletionBody) -> JsonSchema | None:
 
 
 def _b64(vector: list[float]) -> str:
+    import numpy as np  # only for base64 embeddings: a worker that never sends one never loads it
+
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 

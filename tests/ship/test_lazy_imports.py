@@ -32,6 +32,7 @@ DEFERRED = (
     "boto3",  # Bedrock/SageMaker: first call to such a model
     "botocore",
     "usearch",  # retrieval index: first collections use
+    "numpy",  # retrieval vectors and base64 embeddings: first use
     "llama_cpp",  # local model: first local call
 )
 
