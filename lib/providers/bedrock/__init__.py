@@ -3,19 +3,14 @@ The package exports its ``SPEC``; ``BedrockProvider`` (and with it boto3) is imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lib.providers.bedrock.spec import SPEC
+from lib.providers.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from lib.providers.bedrock.provider import BedrockProvider
 
 __all__ = ["SPEC", "BedrockProvider"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "BedrockProvider":
-        from lib.providers.bedrock.provider import BedrockProvider
-
-        return BedrockProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "lib.providers.bedrock.provider", ["BedrockProvider"])

@@ -9,9 +9,9 @@ imported on first access, so reading the spec at start-up costs nothing.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lib.providers.lazy import lazy_exports
 from lib.providers.local.spec import SPEC
 
 if TYPE_CHECKING:
@@ -34,8 +34,4 @@ __all__ = [
     "create_local_provider",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        return getattr(importlib.import_module("lib.providers.local.provider"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "lib.providers.local.provider", __all__)

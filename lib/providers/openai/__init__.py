@@ -3,8 +3,9 @@ on first access, so reading the spec (routing, the model list) does not load the
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lib.providers.lazy import lazy_exports
 from lib.providers.openai.spec import SPEC
 
 if TYPE_CHECKING:
@@ -12,10 +13,4 @@ if TYPE_CHECKING:
 
 __all__ = ["SPEC", "OpenAIProvider"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "OpenAIProvider":
-        from lib.providers.openai.provider import OpenAIProvider
-
-        return OpenAIProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "lib.providers.openai.provider", ["OpenAIProvider"])

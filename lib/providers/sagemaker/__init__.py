@@ -4,8 +4,9 @@ through the Messages API of the LMI and TGI containers. The package exports its 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from lib.providers.lazy import lazy_exports
 from lib.providers.sagemaker.spec import SPEC
 
 if TYPE_CHECKING:
@@ -13,10 +14,4 @@ if TYPE_CHECKING:
 
 __all__ = ["SPEC", "SageMakerProvider"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "SageMakerProvider":
-        from lib.providers.sagemaker.provider import SageMakerProvider
-
-        return SageMakerProvider
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, "lib.providers.sagemaker.provider", ["SageMakerProvider"])
