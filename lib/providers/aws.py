@@ -24,13 +24,21 @@ import boto3
 from botocore import exceptions as bce
 from botocore.config import Config
 
-from lib.errors import AIProxyError, AuthenticationError, InvalidUpstreamResponseError, UpstreamTimeoutError
+from lib.errors import (
+    AIProxyError,
+    AuthenticationError,
+    InvalidRequestError,
+    InvalidUpstreamResponseError,
+    UpstreamTimeoutError,
+)
 from lib.providers.base import ChatDelta, ChatResult, Choice, Usage
 from lib.providers.bedrock.pool import DaemonPool
 from lib.providers.deadline import Deadline, call_bounded
 from lib.settings import Settings
 
 T = TypeVar("T")
+#: Most parallel calls one chat request may fan out to (``n``): the services answer one choice a call.
+MAX_CHOICES = 16
 Translate = Callable[[BaseException], AIProxyError]
 
 
@@ -252,6 +260,11 @@ class BotoProvider:
             limit=limit,
             on_abandoned=on_abandoned,
         )
+
+    def _check_choices(self, n: int) -> None:
+        """Refuse ``n`` outside 1..MAX_CHOICES before anything else is built or called."""
+        if not 1 <= n <= MAX_CHOICES:
+            raise InvalidRequestError(f"n must be between 1 and {MAX_CHOICES} for {self.subject}s", field="n")
 
     def _choices(
         self, calls: Sequence[Callable[[], tuple[Choice, Usage]]], deadline: Deadline, model: str

@@ -77,8 +77,6 @@ from lib.settings import Settings
 NAME = PROVIDER
 #: Most Titan embedding calls one request runs at once.
 EMBED_PARALLELISM = 8
-#: Most parallel Converse calls one chat request may fan out to (``n``).
-MAX_CHOICES = 16
 #: The client configuration (shared with the other boto3 provider, ``lib.providers.aws``).
 client_config = aws.client_config
 
@@ -94,8 +92,7 @@ class BedrockProvider(aws.BotoProvider):
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
-        if not 1 <= request.n <= MAX_CHOICES:
-            raise InvalidRequestError(f"n must be between 1 and {MAX_CHOICES} for Bedrock models", field="n")
+        self._check_choices(request.n)
         call = build_converse_request(request, chat_capabilities(request.model))
         calls = [partial(self._converse, call, i, request.model) for i in range(request.n)]
         return self._choices(calls, deadline, request.model)

@@ -47,8 +47,6 @@ from lib.providers.sagemaker.messages import (
 from lib.settings import Settings
 
 NAME = PROVIDER
-#: Most parallel calls one chat request may fan out to (``n``).
-MAX_CHOICES = 16
 _JSON = "application/json"
 
 
@@ -62,10 +60,7 @@ class SageMakerProvider(aws.BotoProvider):
 
     # --- chat -----------------------------------------------------------------------------------
     def chat(self, request: ChatRequest, deadline: Deadline) -> ChatResult:
-        if not 1 <= request.n <= MAX_CHOICES:
-            raise InvalidRequestError(
-                f"n must be between 1 and {MAX_CHOICES} for SageMaker endpoints", field="n"
-            )
+        self._check_choices(request.n)
         model = request.model
         body = json.dumps(build_body(request, stream=False)).encode()
         structured = request.json_schema is not None

@@ -129,7 +129,7 @@ def test_n_choices_are_parallel_calls_with_summed_usage(
 
 def test_n_out_of_range_is_refused(provider: BedrockProvider, bedrock_mock: BedrockMock) -> None:
     for n in (0, 17):
-        with pytest.raises(InvalidRequestError) as info:
+        with pytest.raises(InvalidRequestError, match="between 1 and 16 for Bedrock models") as info:
             provider.chat(ask(n=n), Deadline(5))
         assert info.value.field == "n"
     assert bedrock_mock.requests == []

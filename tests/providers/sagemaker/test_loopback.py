@@ -289,7 +289,7 @@ def test_package_exports_the_provider_lazily_and_the_rest_of_the_interface(
         provider.embed(sm_embed_request(), deadline)
     with pytest.raises(InvalidRequestError, match="images"):
         provider.generate_images(ImageRequest("llama-3-8b-instruct", "a fox"), deadline)
-    with pytest.raises(InvalidRequestError, match="n must be"):
+    with pytest.raises(InvalidRequestError, match="n must be between 1 and 16 for SageMaker endpoints"):
         gateway.chat(MODEL, HELLO, n=17)
     provider.close()
 
