@@ -12,13 +12,13 @@ comment at a line end is trimmed.
 
 from __future__ import annotations
 
-import esprima
-
 from lib.assessment.jsscan import scan
 
 
 def comment_ranges(code: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of every comment in ``code``."""
+    import esprima  # about 3 MB: loaded by a worker's first assessment, not at start
+
     try:
         tokens = esprima.tokenize(code, {"comment": True, "range": True})
     except Exception:  # noqa: BLE001 - esprima raises its own Error (and others) for bad input

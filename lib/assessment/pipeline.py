@@ -24,7 +24,6 @@ import math
 import time
 from dataclasses import dataclass
 
-from lib.assessment import cfe
 from lib.assessment.comments import remove_comments
 from lib.assessment.examples import validate_examples
 from lib.assessment.injection import injection_flags
@@ -93,6 +92,8 @@ def validate_request(gateway: Gateway, request: AssessmentRequest) -> Prepared:
     examples = validate_examples(request.examples, rubric)
     route = gateway.resolve(request.model)
     cfe_kcs: list[str] = []
+    if request.code_feature_extractor:  # esprima and the lesson trees: loaded on first use
+        from lib.assessment import cfe
     for name in request.code_feature_extractor:
         kc = rubric.lookup(name)
         if kc is None:
@@ -244,6 +245,7 @@ def run_assessment(
     if not prep.code.strip():
         return static_result(prep, started)
     deadline = deadline or gateway.new_deadline()
+    from lib.assessment import cfe  # imported once per worker, on its first assessment
 
     cfe_rows: dict[str, dict[str, str]] = {}
     if prep.cfe_key_concepts:

@@ -33,6 +33,7 @@ DEFERRED = (
     "botocore",
     "usearch",  # retrieval index: first collections use
     "numpy",  # retrieval vectors and base64 embeddings: first use
+    "esprima",  # comment removal and the code feature extractor: first assessment
     "llama_cpp",  # local model: first local call
 )
 
