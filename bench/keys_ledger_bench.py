@@ -33,6 +33,7 @@ from lib.ledger import CallContext, LedgerRecorder, LedgerWriter
 from lib.limits import Limits, SqliteLimiter, StoreLimiter
 from lib.limits.redis_limiter import RedisLimiter
 from lib.providers.base import Usage
+from lib.providers.gateway import UpstreamCall
 from lib.store import Store
 from src.accounts import KeyMetrics, check_virtual_key
 from tests.support.redis_server import shared_redis_url
@@ -71,14 +72,7 @@ def measure(tmp: Path, limiter: StoreLimiter, requests: int, n_keys: int) -> dic
         assert refused is None
         lease = limiter.acquire(f"key:{found.id}", Limits(found.rpm, found.tpm, 1000, "interactive"))
         context = CallContext(found.id, "/v1/chat/completions", f"req-{i}")
-        recorder.observe_upstream(
-            provider="openai",
-            model="gpt-4o-mini",
-            operation="chat",
-            latency_s=0.4,
-            usage=usage,
-            error_kind=None,
-        )
+        recorder.observe_upstream(UpstreamCall("openai", "gpt-4o-mini", "chat", 0.4, usage, None))
         t1 = time.perf_counter()
         lease.add_tokens(usage.total_tokens)
         lease.release()

@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
 
-from lib.providers.base import Usage
+if TYPE_CHECKING:
+    from lib.providers.gateway import UpstreamCall
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 180)
 
@@ -97,24 +98,18 @@ class Metrics:
         )
 
     # UpstreamObserver protocol (lib.providers.gateway)
-    def observe_upstream(
-        self,
-        *,
-        provider: str,
-        model: str,
-        operation: str,
-        latency_s: float,
-        usage: Usage | None,
-        error_kind: str | None,
-    ) -> None:
-        self.upstream_latency.labels(provider, model, operation, error_kind or "ok").observe(latency_s)
+    def observe_upstream(self, call: UpstreamCall) -> None:
+        provider, model, usage = call.provider, call.model, call.usage
+        self.upstream_latency.labels(provider, model, call.operation, call.error_kind or "ok").observe(
+            call.latency_s
+        )
         if usage is not None:
             if usage.prompt_tokens:
                 self.upstream_tokens.labels(provider, model, "prompt").inc(usage.prompt_tokens)
             if usage.completion_tokens:
                 self.upstream_tokens.labels(provider, model, "completion").inc(usage.completion_tokens)
-        if error_kind:
-            self.errors.labels(error_kind).inc()
+        if call.error_kind:
+            self.errors.labels(call.error_kind).inc()
 
     def observe_http(self, route: str, method: str, status: int, latency_s: float) -> None:
         self.http_requests.labels(route, method, str(status)).inc()

@@ -19,6 +19,7 @@ from lib.assessment.tester.estimate import price_for
 from lib.errors import AIProxyError
 from lib.ledger.writer import LedgerWriter
 from lib.providers.base import Usage
+from lib.providers.gateway import UpstreamCall
 from lib.providers.routing import resolve_model
 
 #: The registry's price per model name, looked up once per name (the hot path pays a dict lookup).
@@ -73,19 +74,11 @@ class LedgerRecorder:
         self.context = context
         self.charge = charge
 
-    def observe_upstream(
-        self,
-        *,
-        provider: str,
-        model: str,
-        operation: str,
-        latency_s: float,
-        usage: Usage | None,
-        error_kind: str | None,
-    ) -> None:
+    def observe_upstream(self, call: UpstreamCall) -> None:
         ctx = self.context()
         if ctx is None:  # not on behalf of a request (a CLI sharing the gateway): nothing to bill
             return
+        model, usage = call.model, call.usage
         prompt = usage.prompt_tokens if usage is not None else 0
         completion = usage.completion_tokens if usage is not None else 0
         cost = call_cost(model, usage) if usage is not None else cost_usd(model, 0, 0)
@@ -96,14 +89,14 @@ class LedgerRecorder:
                 "day": now.strftime("%Y-%m-%d"),
                 "key_id": ctx.key_id[:128],
                 "route": ctx.route[:200],
-                "provider": provider[:32],
+                "provider": call.provider[:32],
                 "model": model[:200],
-                "operation": operation,
+                "operation": call.operation,
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "cost_usd": cost,
-                "latency_ms": round(latency_s * 1000, 3),
-                "status": error_kind or "ok",
+                "latency_ms": round(call.latency_s * 1000, 3),
+                "status": call.error_kind or "ok",
                 "request_id": ctx.request_id,
             }
         )

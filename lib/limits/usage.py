@@ -13,9 +13,12 @@ The gateway reports every upstream call to each of its observers; ``LimitObserve
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from lib.limits.base import Lease, Limiter
-from lib.providers.base import Usage
+
+if TYPE_CHECKING:
+    from lib.providers.gateway import UpstreamCall
 
 #: The lease of the request running in this greenlet (None outside a limited request).
 CURRENT_LEASE: ContextVar[Lease | None] = ContextVar("aiproxy_current_lease", default=None)
@@ -26,18 +29,9 @@ class LimitObserver:
         self.limiter = limiter
         self.cooldown_seconds = cooldown_seconds
 
-    def observe_upstream(
-        self,
-        *,
-        provider: str,
-        model: str,
-        operation: str,
-        latency_s: float,
-        usage: Usage | None,
-        error_kind: str | None,
-    ) -> None:
+    def observe_upstream(self, call: UpstreamCall) -> None:
         lease = CURRENT_LEASE.get()
-        if lease is not None and usage is not None:
-            lease.add_tokens(usage.total_tokens)
-        if error_kind == "rate_limited" and self.cooldown_seconds > 0:
+        if lease is not None and call.usage is not None:
+            lease.add_tokens(call.usage.total_tokens)
+        if call.error_kind == "rate_limited" and self.cooldown_seconds > 0:
             self.limiter.note_throttle(self.cooldown_seconds)

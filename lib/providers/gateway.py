@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 from lib.errors import AIProxyError, InvalidRequestError, ProviderNotInstalledError
 from lib.providers import capabilities
@@ -51,17 +51,21 @@ ModelKind = Literal["chat", "embedding", "assessment"]
 ProviderFactory = Callable[[Settings], Provider]
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """One upstream call as the gateway reports it (each retry, each fallback, a stream when it ends);
+    ``error_kind`` None when it succeeded."""
+
+    provider: str
+    model: str
+    operation: str
+    latency_s: float
+    usage: Usage | None
+    error_kind: str | None
+
+
 class UpstreamObserver(Protocol):
-    def observe_upstream(
-        self,
-        *,
-        provider: str,
-        model: str,
-        operation: str,
-        latency_s: float,
-        usage: Usage | None,
-        error_kind: str | None,
-    ) -> None: ...
+    def observe_upstream(self, call: UpstreamCall) -> None: ...
 
 
 class ObserverChain:
@@ -74,9 +78,9 @@ class ObserverChain:
     def __init__(self, observers: Sequence[UpstreamObserver] = ()) -> None:
         self.observers: list[UpstreamObserver] = list(observers)
 
-    def observe_upstream(self, **call: Any) -> None:
+    def observe_upstream(self, call: UpstreamCall) -> None:
         for observer in self.observers:
-            observer.observe_upstream(**call)
+            observer.observe_upstream(call)
 
 
 #: The registry's factories by provider name (tests replace some with stand-ins).
@@ -431,10 +435,5 @@ class Gateway:
     ) -> None:
         if self.observer is not None:
             self.observer.observe_upstream(
-                provider=route.provider,
-                model=route.name,
-                operation=op,
-                latency_s=latency,
-                usage=usage,
-                error_kind=error_kind,
+                UpstreamCall(route.provider, route.name, op, latency, usage, error_kind)
             )

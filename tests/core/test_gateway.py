@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import pytest
 
@@ -28,7 +28,7 @@ from lib.providers.base import (
     Usage,
 )
 from lib.providers.deadline import Deadline
-from lib.providers.gateway import Gateway, ObserverChain, RetryPolicy
+from lib.providers.gateway import Gateway, ObserverChain, RetryPolicy, UpstreamCall
 from lib.providers.images import GeneratedImage, ImageRequest, ImageResult
 from tests.conftest import make_settings
 
@@ -71,8 +71,8 @@ class Observer:
     def __init__(self) -> None:
         self.events: list[dict[str, object]] = []
 
-    def observe_upstream(self, **kw: object) -> None:
-        self.events.append(kw)
+    def observe_upstream(self, call: UpstreamCall) -> None:
+        self.events.append({f.name: getattr(call, f.name) for f in fields(call)})
 
 
 def gateway(provider: Scripted, sleeps: list[float] | None = None, **settings: object) -> Gateway:
@@ -184,6 +184,7 @@ def test_added_observers_see_every_call_in_the_order_added() -> None:
     prov = Scripted(errors=[UpstreamUnavailableError("down")])
     gw = gateway(prov)
     first = gw.observer
+    assert isinstance(first, Observer)
     order: list[str] = []
 
     class Named(Observer):
@@ -191,9 +192,9 @@ def test_added_observers_see_every_call_in_the_order_added() -> None:
             super().__init__()
             self.name = name
 
-        def observe_upstream(self, **kw: object) -> None:
+        def observe_upstream(self, call: UpstreamCall) -> None:
             order.append(self.name)
-            super().observe_upstream(**kw)
+            super().observe_upstream(call)
 
     ledger, limits = Named("ledger"), Named("limits")
     gw.add_observer(ledger)
@@ -201,7 +202,7 @@ def test_added_observers_see_every_call_in_the_order_added() -> None:
     assert isinstance(gw.observer, ObserverChain) and gw.observer.observers[0] is first
     gw.embed("text-embedding-3-small", ["a"])
     assert order == ["ledger", "limits", "ledger", "limits"]  # the retried attempt, then the answer
-    assert first.events == ledger.events == limits.events  # type: ignore[union-attr]
+    assert first.events == ledger.events == limits.events
     assert [e["error_kind"] for e in limits.events] == ["upstream_unavailable", None]
     bare = Gateway(make_settings())
     bare.add_observer(ledger)

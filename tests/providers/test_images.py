@@ -228,13 +228,13 @@ class Rows:
 def test_ledger_prices_images_per_image() -> None:
     from lib.ledger.recorder import CallContext, LedgerRecorder
     from lib.providers.base import Usage
+    from lib.providers.gateway import UpstreamCall
 
     rows = Rows()
     recorder = LedgerRecorder(rows, lambda: CallContext("key1", "/images", "r1"))  # type: ignore[arg-type]
-    seen = {"provider": "bedrock", "operation": "images", "latency_s": 1.0, "error_kind": None}
-    recorder.observe_upstream(model=NOVA, usage=Usage(images=2), **seen)
-    recorder.observe_upstream(model="gpt-image-1", usage=Usage(12, 544, images=2), **seen)
-    recorder.observe_upstream(model="sagemaker.x", usage=Usage(images=1), **seen)
+    for model, usage in ((NOVA, Usage(images=2)), ("gpt-image-1", Usage(12, 544, images=2))):
+        recorder.observe_upstream(UpstreamCall("bedrock", model, "images", 1.0, usage, None))
+    recorder.observe_upstream(UpstreamCall("bedrock", "sagemaker.x", "images", 1.0, Usage(images=1), None))
     assert [r["cost_usd"] for r in rows.rows] == [pytest.approx(0.08), pytest.approx(0.084), None]
 
 

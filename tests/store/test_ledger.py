@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from lib.ledger import CallContext, LedgerRecorder, LedgerWriter, monthly_spend, usage_report
 from lib.ledger.report import month_start, next_month_start
 from lib.providers.base import Usage
+from lib.providers.gateway import UpstreamCall
 from lib.store import Store
 from lib.store.schema import usage_ledger
 from tests.store.test_keys import UNREACHABLE
@@ -112,11 +113,10 @@ def test_recorder_prices_tokens_and_charges_the_key(store: Store) -> None:
     charged: list[tuple[str, float]] = []
     context: list[CallContext | None] = [CallContext("key_a", "/v1/chat/completions", "req-9")]
     recorder = LedgerRecorder(writer, lambda: context[0], charge=lambda k, c: charged.append((k, c)))
-    common = {"provider": "openai", "operation": "chat", "latency_s": 0.25}
-    recorder.observe_upstream(model="gpt-4o", usage=Usage(1_000_000, 0), error_kind=None, **common)  # type: ignore[arg-type]
-    recorder.observe_upstream(model="gpt-4o", usage=None, error_kind="rate_limited", **common)  # type: ignore[arg-type]
+    recorder.observe_upstream(UpstreamCall("openai", "gpt-4o", "chat", 0.25, Usage(1_000_000, 0), None))
+    recorder.observe_upstream(UpstreamCall("openai", "gpt-4o", "chat", 0.25, None, "rate_limited"))
     context[0] = None  # not on behalf of a request: no row
-    recorder.observe_upstream(model="gpt-4o", usage=Usage(5, 5), error_kind=None, **common)  # type: ignore[arg-type]
+    recorder.observe_upstream(UpstreamCall("openai", "gpt-4o", "chat", 0.25, Usage(5, 5), None))
     writer.close()
     assert charged == [("key_a", pytest.approx(2.5))]
     with store.engine.connect() as conn:

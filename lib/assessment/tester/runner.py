@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lib.assessment.tester.cache import AnswerCache
 from lib.assessment.tester.estimate import cost_usd
 from lib.assessment.types import LABELS, AssessmentRequest, AssessmentResult
 from lib.errors import AIProxyError, RateLimitedError
+
+if TYPE_CHECKING:
+    from lib.providers.gateway import UpstreamCall
 
 log = logging.getLogger(__name__)
 Assess = Callable[[AssessmentRequest], AssessmentResult]
@@ -89,11 +92,11 @@ class BackoffObserver:
         self.limiter = limiter
         self.inner = inner
 
-    def observe_upstream(self, **kw: Any) -> None:
-        if kw.get("error_kind") == "rate_limited":
+    def observe_upstream(self, call: UpstreamCall) -> None:
+        if call.error_kind == "rate_limited":
             self.limiter.penalize(None)
         if self.inner is not None:
-            self.inner.observe_upstream(**kw)
+            self.inner.observe_upstream(call)
 
 
 @dataclass(frozen=True)
