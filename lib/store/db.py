@@ -17,6 +17,8 @@ replicas starting together apply each migration once, and a failure rolls all of
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +51,23 @@ def _sqlite_file(url: sa.URL) -> Path | None:
     return Path(url.database)
 
 
+def _set_wal(cur: Any) -> None:
+    """Switch a new database file to WAL, waiting for the other connections that race to do the same.
+
+    SQLite answers ``database is locked`` at once, without its busy handler, when another connection
+    is switching the same new file into WAL (workers, replicas or threads opening it together), so
+    the switch is retried here for up to the busy timeout."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def create_engine(url: str) -> sa.Engine:
     """An engine with the settings explained in the module docstring."""
     parsed = sa.make_url(url)
@@ -66,10 +85,10 @@ def create_engine(url: str) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see the module docstring)
         cur = dbapi_conn.cursor()
-        if path is not None:
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
+        if path is not None:
+            _set_wal(cur)
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
