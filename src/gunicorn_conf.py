@@ -14,9 +14,10 @@ request line and headers must arrive within this, else 408 and close), GUNICORN_
 
 Why keep-alive stays long: the ALB reuses idle connections for up to its idle timeout (180 s); a
 target that closes first races the ALB's next request on that connection (502 to the client). Idle
-connections therefore live until ``keepalive``, but near the connection cap a new connection closes
-the connection idle the longest (src/server.py), so idle and slow sockets cannot lock health checks
-out (bench/slowloris_bench.py).
+connections therefore live until ``keepalive``, but near the connection cap a new connection evicts
+the connection that has waited on its client the longest (idle, slow headers or a slow body; never one
+waiting on its upstream; src/server.py), so slow sockets cannot lock health checks out
+(bench/slowloris_bench.py).
 
 Fail closed: with no AIPROXY_API_KEY, start-up is refused unless AIPROXY_ALLOW_UNAUTHENTICATED=1 and
 every final bind address (HOST/PORT, ``--bind``, ``GUNICORN_CMD_ARGS`` all count) is loopback; the
