@@ -34,6 +34,14 @@ WEATHER_PARAMS: dict[str, Any] = {
     "additionalProperties": False,
 }
 WEATHER_RESULT = "sunny, 21 C"
+#: The chat-completions tool, question and forced choice every Python client script sends.
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": WEATHER_PARAMS},
+}
+WEATHER_QUESTION = "What is the weather in Oslo?"
+WEATHER_MESSAGES: list[dict[str, Any]] = [{"role": "user", "content": WEATHER_QUESTION}]
+FORCE_WEATHER: dict[str, Any] = {"type": "function", "function": {"name": "get_weather"}}
 PERSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},

@@ -12,8 +12,9 @@ from _common import (
     BASE_URL,
     KEY,
     PNG_URL,
-    WEATHER_PARAMS,
+    WEATHER_QUESTION,
     WEATHER_RESULT,
+    WEATHER_TOOL,
     Matrix,
     check_person,
     check_tool_answer,
@@ -24,8 +25,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel
 
-TOOL: Any = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_PARAMS}}
-ASK = "What is the weather in Oslo?"
+TOOL: Any = WEATHER_TOOL
+ASK = WEATHER_QUESTION
 
 
 class Person(BaseModel):

@@ -17,10 +17,13 @@ from typing import Any
 import litellm
 from _common import (
     BASE_URL,
+    FORCE_WEATHER,
     KEY,
     PNG_URL,
+    WEATHER_MESSAGES,
     WEATHER_PARAMS,
     WEATHER_RESULT,
+    WEATHER_TOOL,
     Matrix,
     check_person,
     check_tool_answer,
@@ -29,10 +32,10 @@ from _common import (
 )
 from pydantic import BaseModel
 
-TOOL: Any = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_PARAMS}}
+TOOL: Any = WEATHER_TOOL
 FLAT_TOOL: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER_PARAMS}
-ASK: Any = [{"role": "user", "content": "What is the weather in Oslo?"}]
-FORCE: Any = {"type": "function", "function": {"name": "get_weather"}}
+ASK: Any = WEATHER_MESSAGES
+FORCE: Any = FORCE_WEATHER
 SERVICE: Any = {"api_base": BASE_URL, "api_key": KEY, "num_retries": 0, "timeout": 180}
 
 

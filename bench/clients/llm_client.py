@@ -16,6 +16,7 @@ from _common import (
     KEY,
     PNG,
     PROVIDERS,
+    WEATHER_QUESTION,
     WEATHER_RESULT,
     Matrix,
     NotApplicable,
@@ -26,7 +27,7 @@ from _common import (
 )
 from pydantic import BaseModel
 
-ASK = "What is the weather in Oslo?"
+ASK = WEATHER_QUESTION
 seen: list[dict[str, Any]] = []
 
 

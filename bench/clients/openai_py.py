@@ -11,10 +11,13 @@ from typing import Any
 import openai
 from _common import (
     BASE_URL,
+    FORCE_WEATHER,
     KEY,
     PNG_URL,
+    WEATHER_MESSAGES,
     WEATHER_PARAMS,
     WEATHER_RESULT,
+    WEATHER_TOOL,
     Matrix,
     check_person,
     check_tool_answer,
@@ -24,10 +27,10 @@ from _common import (
 from pydantic import BaseModel
 
 client = openai.OpenAI(base_url=BASE_URL, api_key=KEY, max_retries=0, timeout=180)
-TOOL: Any = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_PARAMS}}
+TOOL: Any = WEATHER_TOOL
 FLAT_TOOL: Any = {"type": "function", "name": "get_weather", "parameters": WEATHER_PARAMS, "strict": True}
-ASK: Any = [{"role": "user", "content": "What is the weather in Oslo?"}]
-FORCE: Any = {"type": "function", "function": {"name": "get_weather"}}
+ASK: Any = WEATHER_MESSAGES
+FORCE: Any = FORCE_WEATHER
 
 
 class Person(BaseModel):
