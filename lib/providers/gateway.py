@@ -102,6 +102,12 @@ class RetryPolicy:
         return delay
 
 
+def _attempt_headroom(deadline: Deadline) -> float:
+    """Time a retry must still have once its backoff ends to be worth making: a tenth of the
+    request's deadline, at most 1 s (0.1 s of a 1-s deadline; 1 s of the web app's 165 s)."""
+    return min(1.0, 0.1 * deadline.seconds)
+
+
 class Gateway:
     def __init__(
         self,
@@ -393,12 +399,17 @@ class Gateway:
                 if not exc.retryable or attempt >= self.retry.max_retries:
                     raise
                 delay = self.retry.delay(attempt, exc.retry_after)
-                if delay >= deadline.remaining():
-                    # The backoff (or the upstream's Retry-After) would end past the deadline: give up
-                    # now with the upstream's own error (429 keeps its Retry-After), not a 504 later.
+                if delay + _attempt_headroom(deadline) >= deadline.remaining():
+                    # The backoff (or the upstream's Retry-After) would end past the deadline, or
+                    # leave the next attempt no time to answer: give up now with the upstream's own
+                    # error (429 keeps its Retry-After), not a 504 later.
                     raise
                 log.info("retrying after %s (attempt %d, %.2f s)", exc.kind, attempt + 1, delay)
                 (self._sleep or time.sleep)(delay)
+                if deadline.expired:
+                    # The sleep overran what was left (a loaded machine wakes late): the client learns
+                    # the upstream's own error, as it would had the wait not been tried, not a 504.
+                    raise
                 attempt += 1
 
     def _observed(self, route: Route, op: str, fn: Callable[[], T]) -> T:

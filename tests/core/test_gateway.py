@@ -124,6 +124,18 @@ def test_does_not_sleep_past_the_deadline() -> None:
     assert len(prov.calls) == 1
 
 
+def test_a_backoff_that_wakes_past_the_deadline_reports_the_upstream_error() -> None:
+    # The wait fitted when it began but the sleep overran it (a loaded machine wakes late): the
+    # client gets the upstream's 429 with its Retry-After, not a 504, and no further attempt is made.
+    prov = Scripted(errors=[RateLimitedError("slow", retry_after=0.05)] * 3)
+    s = make_settings()
+    gw = Gateway(s, factories={prov.name: lambda _s: prov}, sleep=lambda _x: time.sleep(0.15))
+    with pytest.raises(RateLimitedError) as info:
+        gw.chat("gpt-4o", [Message("user", "hi")], deadline=Deadline(0.1))
+    assert info.value.retry_after == 0.05
+    assert len(prov.calls) == 1
+
+
 def test_expired_deadline_is_a_timeout() -> None:
     prov = Scripted()
     d = Deadline(0.001)
