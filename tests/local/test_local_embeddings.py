@@ -86,3 +86,21 @@ def test_errors_for_wrong_names_dimensions_and_empty_input(local_provider: Local
     assert exc.value.field == "input"
     ok = local_provider.embed(EmbedRequest("local", ["x"], dimensions=384), Deadline(60))
     assert ok.dimensions == 384
+
+
+def test_frozen_forward_gives_sentence_transformers_vectors() -> None:
+    # The fast path (frozen BERT, our own pooling) must be the checkpoint's own pipeline: same
+    # vectors as SentenceTransformer.encode, whatever the lengths and padding in a batch.
+    from lib.providers.local.embedder import CHUNK, MiniLMEmbedder
+
+    embedder = MiniLMEmbedder(minilm_model_dir(), n_threads=1)
+    assert embedder._frozen is not None  # the fast path is really taken on this machine
+    texts = ["x", "cat", "a program that draws a sprite " * 30, "word " * 400, "émoji 🎉 ünïcode"]
+    texts += [f"student program number {i} moves the sprite {i % 7} steps" for i in range(CHUNK + 3)]
+    vectors, tokens = embedder.embed(texts)
+    expected: list[list[float]] = []
+    for start in range(0, len(texts), CHUNK):
+        expected += embedder._encode_with_library(texts[start : start + CHUNK])[0]
+    assert tokens == sum(embedder.count_tokens(texts))
+    worst = max(abs(x - y) for v, w in zip(vectors, expected, strict=True) for x, y in zip(v, w, strict=True))
+    assert worst < 1e-5
