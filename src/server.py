@@ -323,10 +323,12 @@ class AIProxyWorker(GeventWorker):
                     return
                 self._enter(conn, BUSY)
                 body, req.body = req.body, _WatchedBody(req, self, conn)
+                out = _CoalescingSocket(client)
                 try:
-                    self.handle_request(listener_name, req, client, addr)
+                    self.handle_request(listener_name, req, out, addr)
                 finally:
                     req.body = body  # the parser drains what is left through gunicorn's own
+                    out.flush()
         except ClientTooSlow as exc:  # evicted while sending headers (a body read answers in the app)
             self._write(
                 client, _json_error(408, "Request Timeout", "request_timeout", str(exc)), _EVICTED_WAIT
@@ -382,6 +384,40 @@ class AIProxyWorker(GeventWorker):
                 if not chunk:
                     break
                 drained += len(chunk)
+
+
+class _CoalescingSocket:
+    """The client socket as gunicorn answers through it, sending a sized response's head together
+    with its body: gunicorn writes them with two ``sendall`` calls, and each send on a fast link
+    costs a delivery and a wake-up of the client. A head with ``Content-Length`` is held until the
+    body's first write (or the end of the request, for an empty body); any other head (a stream)
+    goes out at once. Every other use of the socket sends what is held first."""
+
+    __slots__ = ("_held", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._held: bytes | None = None
+
+    def sendall(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        elif data[:5] == b"HTTP/" and data[-4:] == b"\r\n\r\n" and b"\r\ncontent-length:" in data.lower():
+            self._held = data
+            return
+        self._sock.sendall(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._sock.sendall(held)
+
+    def __getattr__(self, name: str) -> Any:
+        self.flush()
+        return getattr(self._sock, name)
 
 
 class _WatchedBody:

@@ -19,6 +19,12 @@ here 8 probes made 16 greenlet switches, and worker CPU per call in a 1,000-call
 about 4.1 to 3.4 ms without them). ``DeadlineStream`` answers the probe with the original ``poll``:
 one non-blocking syscall, no switch (``is_readable``).
 
+One send per request: ``httpcore2`` writes a request's head and its body with two ``send`` calls,
+and on loopback or a fast link each send is delivered at once (the kernel runs the receiver's TCP
+path inside the sender's syscall and wakes it twice). ``DeadlineStream`` holds writes until the
+request is complete (h11 ends a sized body with an empty write), the next read, or 64 KiB, and sends
+them as one: in the worker profile the sends were a quarter of the CPU of a proxied call.
+
 Limit: when the environment names a proxy (``HTTPS_PROXY`` and friends), ``httpx2`` sends through its
 own proxy transport, not this one; the deadline then bounds each read, not the whole answer.
 """
@@ -62,11 +68,16 @@ def is_readable(sock: Any) -> bool:
     return bool(probe.poll(0))
 
 
+#: Writes held back are sent once they reach this size.
+_COALESCE_BYTES = 64 * 1024
+
+
 class DeadlineStream(httpcore2.NetworkStream):
-    __slots__ = ("_stream",)
+    __slots__ = ("_pending", "_stream")
 
     def __init__(self, stream: httpcore2.NetworkStream) -> None:
         self._stream = stream
+        self._pending: list[bytes] = []
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         deadline = current()
@@ -74,6 +85,8 @@ class DeadlineStream(httpcore2.NetworkStream):
             timeout = deadline.clamp(timeout)
             if timeout is None:
                 raise httpcore2.ReadTimeout("request deadline passed")
+        if self._pending:
+            self._flush(timeout)
         return self._stream.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -81,10 +94,22 @@ class DeadlineStream(httpcore2.NetworkStream):
         if deadline is not None:
             timeout = deadline.clamp(timeout)
             if timeout is None:
+                self._pending.clear()
                 raise httpcore2.WriteTimeout("request deadline passed")
-        self._stream.write(buffer, timeout)
+        if buffer:
+            self._pending.append(buffer)
+            if sum(map(len, self._pending)) < _COALESCE_BYTES:
+                return
+        if self._pending:
+            self._flush(timeout)
+
+    def _flush(self, timeout: float | None) -> None:
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        self._stream.write(data, timeout)
 
     def close(self) -> None:
+        self._pending.clear()
         self._stream.close()
 
     def start_tls(
