@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     local_n_threads: int | None = Field(
         None, ge=1, description="CPU threads per local generation; unset = half the cores (1 on 2 cores)."
     )
+    local_embed_frozen: bool = Field(
+        True, description="MiniLM through a TorchScript-frozen BERT (same vectors, faster); false = encode()."
+    )
     local_chat_context: int = Field(8192, ge=512, le=8192, description="SmolLM2 context window (tokens).")
     local_default_max_tokens: int = Field(
         512, ge=1, description="Local chat answer limit when the request names no max_tokens."

@@ -104,3 +104,17 @@ def test_frozen_forward_gives_sentence_transformers_vectors() -> None:
     assert tokens == sum(embedder.count_tokens(texts))
     worst = max(abs(x - y) for v, w in zip(vectors, expected, strict=True) for x, y in zip(v, w, strict=True))
     assert worst < 1e-5
+    # LOCAL_EMBED_FROZEN=false: the library's encode, same vectors
+    from lib.providers.local import create_local_provider
+    from tests.local.conftest import local_settings
+
+    provider = create_local_provider(local_settings(local_embed_frozen=False))
+    assert provider.embed_frozen is False
+    eager = MiniLMEmbedder(minilm_model_dir(), n_threads=1, frozen=provider.embed_frozen)
+    assert eager._frozen is None
+    again, again_tokens = eager.embed(texts[:5])
+    assert again_tokens == sum(embedder.count_tokens(texts[:5]))
+    assert (
+        max(abs(x - y) for v, w in zip(again, vectors[:5], strict=True) for x, y in zip(v, w, strict=True))
+        < 1e-5
+    )

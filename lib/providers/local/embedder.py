@@ -48,7 +48,7 @@ def force_offline() -> None:
 
 
 class MiniLMEmbedder:
-    def __init__(self, model_dir: Path, *, n_threads: int) -> None:
+    def __init__(self, model_dir: Path, *, n_threads: int, frozen: bool = True) -> None:
         force_offline()
         import torch
         from sentence_transformers import SentenceTransformer
@@ -62,7 +62,7 @@ class MiniLMEmbedder:
         self.model.eval()
         self.tokenizer = self.model.tokenizer
         self.max_seq_length = int(self.model.max_seq_length or 256)
-        self._frozen = self._freeze() if os.environ.get("AIPROXY_EMBED_EAGER") != "1" else None
+        self._frozen = self._freeze() if frozen else None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens the model actually reads per text (including [CLS]/[SEP], after truncation)."""

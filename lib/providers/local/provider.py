@@ -106,6 +106,7 @@ class LocalProvider:
         self.n_threads = settings.local_n_threads or default_threads()
         self.n_ctx = settings.local_chat_context
         self.default_max_tokens = settings.local_default_max_tokens
+        self.embed_frozen = settings.local_embed_frozen
         self._rt: _Runtime | None = None
         self._rt_lock = threading.Lock()  # only guards object construction (never held while waiting)
         self._grammars: OrderedDict[str, Any] = OrderedDict()
@@ -167,7 +168,9 @@ class LocalProvider:
         try:
             from lib.providers.local.embedder import MiniLMEmbedder
 
-            return MiniLMEmbedder(install.minilm_model_dir(), n_threads=self.n_threads)
+            return MiniLMEmbedder(
+                install.minilm_model_dir(), n_threads=self.n_threads, frozen=self.embed_frozen
+            )
         except ImportError as exc:
             raise ProviderNotInstalledError(f"{install.NOT_INSTALLED} ({exc})", provider="local") from None
         except (OSError, ValueError) as exc:
