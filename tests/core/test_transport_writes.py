@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpcore2
@@ -39,17 +39,8 @@ class _CountingBackend(httpcore2.SyncBackend):
     def __init__(self) -> None:
         self.writes: list[int] = []
 
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.NetworkStream:
-        return _CountingStream(
-            super().connect_tcp(host, port, timeout, local_address, socket_options), self.writes
-        )
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore2.NetworkStream:
+        return _CountingStream(super().connect_tcp(*args, **kwargs), self.writes)
 
 
 def _read_request(conn: socket.socket, buf: bytes) -> tuple[bytes, bytes, bytes]:
