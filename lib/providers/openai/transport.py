@@ -120,6 +120,8 @@ class DeadlineStream(httpcore2.NetworkStream):
             timeout = deadline.clamp(timeout)
             if timeout is None:
                 raise httpcore2.ConnectTimeout("request deadline passed")
+        if self._pending:  # a tunnel's CONNECT must reach the proxy before the handshake
+            self._flush(timeout)
         return DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
