@@ -430,3 +430,71 @@ def test_slow_body_after_headers_is_not_timed_out(tiny: Service) -> None:
     assert status == 400 and answer["kind"] == "unknown_model", (
         answer
     )  # the body arrived whole and was validated
+
+
+def _read_answer(sock: socket.socket, buf: bytes, head_only: bool = False) -> tuple[bytes, bytes, bytes]:
+    """One answer off a keep-alive socket: (head, body, bytes left over)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before a complete head: {buf[:200]!r}"
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if head_only:
+        return head, b"", rest
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    return head, rest[:length], rest[length:]
+
+
+def test_response_heads_are_never_held_back(service: Service) -> None:
+    """The worker sends a sized answer's head together with its body (one send). Whatever the
+    answer, the head must still go out: HEAD (no body), pipelined requests, 100-continue, an
+    error, and a stream (its head before its first event)."""
+    chat = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, _, rest = _read_answer(sock, b"", head_only=True)
+        assert head.startswith(b"HTTP/1.1 200") and b"content-length" in head.lower()
+        # two requests in one write: two answers, in order, on the same connection
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body, rest = _read_answer(sock, rest)
+        assert head.startswith(b"HTTP/1.1 200") and body == b"Success."
+        head, body, rest = _read_answer(sock, rest)
+        assert head.startswith(b"HTTP/1.1 404") and json.loads(body)["error"]
+        # Expect: 100-continue, the body sent only after the interim answer
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+            % (KEY.encode(), len(chat))
+        )
+        while b"\r\n\r\n" not in rest:
+            rest += sock.recv(65536)
+        interim, _, rest = rest.partition(b"\r\n\r\n")
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        sock.sendall(chat)
+        head, body, rest = _read_answer(sock, rest)
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert json.loads(body)["choices"][0]["message"]["content"]
+        # a stream: the head arrives on its own, before the end of the events
+        streamed = json.dumps({**json.loads(chat), "stream": True}).encode()
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (KEY.encode(), len(streamed), streamed)
+        )
+        while b"\r\n\r\n" not in rest:
+            rest += sock.recv(65536)
+        head = rest.partition(b"\r\n\r\n")[0]
+        assert head.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head.lower()
+        assert b"content-length" not in head.lower()
+        while b"[DONE]" not in rest:
+            chunk = sock.recv(65536)
+            assert chunk
+            rest += chunk
