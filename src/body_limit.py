@@ -15,6 +15,7 @@ them in the route's JSON shape.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -51,8 +52,11 @@ class _ReadDeadline(Exception):
 
 
 def _gevent_timer(sock: Any, seconds: float) -> Any:
-    """A started ``gevent.Timeout`` when ``sock`` is a gevent socket (the service's worker), else None."""
-    if not type(sock).__module__.startswith("gevent"):
+    """A started ``gevent.Timeout`` when ``sock`` is a gevent socket or gevent has patched ``socket``
+    (the service's worker, whose ``gunicorn.socket`` wraps a gevent socket), else None."""
+    monkey = sys.modules.get("gevent.monkey")
+    patched = monkey is not None and monkey.is_module_patched("socket")
+    if not (patched or type(sock).__module__.startswith("gevent")):
         return None
     from gevent import Timeout
 
