@@ -16,14 +16,20 @@ pytestmark = [pytest.mark.local, needs_models]
 
 
 def probe(mode: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.local.gevent_probe", mode],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    """The probe's report; it must also exit (about 20 s in all). A process that printed its report
+    and then hung at exit was the symptom of transformers' loader threads under gevent."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "tests.local.gevent_probe", mode],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=150,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        printed = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout
+        pytest.fail(f"the probe did not exit within 150 s (it printed: {(printed or '')[:300]!r})")
     assert out.returncode == 0, out.stderr[-3000:]
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -38,6 +38,10 @@ _OFFLINE_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",
+    # transformers otherwise loads weights on a ThreadPoolExecutor, whose threads are greenlets of the
+    # loading OS thread's hub under gevent; shut down without waiting, they were still registered at
+    # exit, and the interpreter's join of them never returned (the worker process hung at exit).
+    "HF_DEACTIVATE_ASYNC_LOAD": "1",
 }
 
 
