@@ -295,6 +295,21 @@ def _tree_rss_kb(root: int) -> int:
     return _rss_kb(_tree_pids(root))
 
 
+def _worker_cpu_s(master: int) -> dict[int, float]:
+    """CPU seconds (user + system) used so far by each child of the gunicorn master."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
+    for pid in _tree_pids(master):
+        if pid == master:
+            continue
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def sample_rss(root: int) -> None:
     """``--sample-rss PID``: print the tree's peak RSS (kB) once stdin closes. Runs in its own
     process so that walking /proc (about 15 ms on a busy machine) never takes the load client's GIL:
@@ -424,13 +439,18 @@ def concurrency(kind: str, requests: int = 1000, delay: float = 2.0) -> dict[str
             # warm both workers (imports, pools) so the measurement is steady state
             for _ in range(3):
                 burst(svc.port, CHAT, 64)
+            before = _worker_cpu_s(svc.proc.pid)
             with PeakRSS(svc.proc.pid) as rss:
                 proxied = burst(svc.port, CHAT, requests)
+            after = _worker_cpu_s(svc.proc.pid)
+            # How the burst was shared: each worker's CPU for it (gevent workers race to accept).
+            shares = sorted((round(after[p] - before.get(p, 0.0), 2) for p in after), reverse=True)
             return {
                 "requests": requests,
                 "upstream_delay_s": delay,
                 **proxied,
                 "direct_wall_s": direct["wall_s"],
+                "worker_cpu_s": shares,
                 **rss.figures(),
             }
     finally:
