@@ -467,7 +467,9 @@ STREAM_CHAT = json.dumps(
 ).encode()
 
 
-def streams(kind: str, count: int = 5000, seconds: float = 30.0) -> dict[str, Any]:
+def streams(
+    kind: str, count: int = 5000, seconds: float = 30.0, per_worker: int | None = None
+) -> dict[str, Any]:
     """``count`` streamed chats at once, each lasting ``seconds`` upstream (the aiohttp stand-in
     spreads the time over the chunks; ours waits, then sends them)."""
     _raise_nofile()
@@ -475,11 +477,9 @@ def streams(kind: str, count: int = 5000, seconds: float = 30.0) -> dict[str, An
     # Each worker may accept nearly the whole burst (gevent workers do not share a burst evenly): with
     # count // 2 + 500 slots each, 284 of 5,000 streams were evicted as not-yet-talking connections near
     # one worker's cap (2026-12-07); with count + 500 each, none.
-    per_worker = str(count + 500)
+    cap = str(per_worker or count + 500)
     try:
-        with _service(
-            mock, workers=2, GUNICORN_WORKER_CONNECTIONS=per_worker, UPSTREAM_POOL_SIZE=per_worker
-        ) as svc:
+        with _service(mock, workers=2, GUNICORN_WORKER_CONNECTIONS=cap, UPSTREAM_POOL_SIZE=cap) as svc:
             assert svc.proc is not None
             # No warm-up: the mock's delay would apply to it too; a worker's first call (imports)
             # costs about a second of a 30-s stream.
@@ -488,7 +488,7 @@ def streams(kind: str, count: int = 5000, seconds: float = 30.0) -> dict[str, An
             return {
                 "streams": count,
                 "stream_seconds": seconds,
-                "worker_connections": int(per_worker),
+                "worker_connections": int(cap),
                 **result,
                 **rss.figures(),
             }
@@ -537,6 +537,9 @@ def main() -> None:
     parser.add_argument("--mock", choices=("ours", "aiohttp", "both"), default="both")
     parser.add_argument("--streams", type=int, default=5000, help="section streams: how many at once")
     parser.add_argument("--stream-seconds", type=float, default=30.0, help="section streams: each lasts")
+    parser.add_argument(
+        "--worker-connections", type=int, default=None, help="section streams: cap per worker (streams + 500)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--sample-rss", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -549,7 +552,7 @@ def main() -> None:
         "throughput": throughput,
         "concurrency": concurrency,
         "startup": startup,
-        "streams": lambda kind: streams(kind, args.streams, args.stream_seconds),
+        "streams": lambda kind: streams(kind, args.streams, args.stream_seconds, args.worker_connections),
     }
     kinds = ["ours", "aiohttp"] if args.mock == "both" else [args.mock]
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}

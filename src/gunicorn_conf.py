@@ -10,7 +10,8 @@ GUNICORN_WORKER_CONNECTIONS (default 1000), GUNICORN_KEEPALIVE (default 185 s: l
 balancer's 180 s idle timeout; it bounds the wait for the first byte of a request on a new or
 idle keep-alive connection), GUNICORN_HEADER_TIMEOUT (default 10 s: from a request's first byte, its
 request line and headers must arrive within this, else 408 and close), GUNICORN_GRACEFUL_TIMEOUT
-(default 30 s).
+(default 30 s), GUNICORN_SHARE_BURSTS (default 1: workers share a burst of new connections through a
+scoreboard, src/accept_share.py; 0 = gunicorn's own race to accept).
 
 Why keep-alive stays long: the ALB reuses idle connections for up to its idle timeout (180 s); a
 target that closes first races the ALB's next request on that connection (502 to the client). Idle
@@ -109,6 +110,22 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     from lib.premigrate import run_in_child
 
     run_in_child(_ROOT)
+
+
+def when_ready(server):  # type: ignore[no-untyped-def]
+    """Before the first fork: the scoreboard the workers share a burst through (src/accept_share.py)."""
+    if os.environ.get("GUNICORN_SHARE_BURSTS", "1").strip() == "0":
+        return
+    from src.accept_share import Scoreboard
+
+    server.aiproxy_board = Scoreboard()
+
+
+def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    board = getattr(server, "aiproxy_board", None)
+    if board is not None and hasattr(worker, "board"):
+        board.claim(worker.age)
+        worker.board = board
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

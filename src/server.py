@@ -46,6 +46,7 @@ from gunicorn import http, util
 from gunicorn.http import errors as herr
 from gunicorn.workers.ggevent import GeventWorker
 
+from src.accept_share import FairAccept, FairStreamServer, Scoreboard
 from src.body_limit import ClientTooSlow
 
 log = logging.getLogger("aiproxy.server")
@@ -176,6 +177,8 @@ class AIProxyWorker(GeventWorker):
         self.shed_total = 0
         self._last_shed_log = 0.0
         self.hub: Any = None  # the worker's gevent hub (set in run, after the fork)
+        #: Open connections per worker, shared by all (src/accept_share.py); set by the post_fork hook.
+        self.board: Scoreboard | None = None
 
     # --- start-up --------------------------------------------------------------------------------
 
@@ -205,7 +208,23 @@ class AIProxyWorker(GeventWorker):
     def run(self) -> None:
         self.hub = gevent.get_hub()
         gevent.spawn(self._close_idle_on_shutdown)
-        super().run()
+        if self.board is not None and self.cfg.workers > 1:
+            # GeventWorker.run builds its servers from this module name; in this (worker) process
+            # they become servers that leave a burst's connections to a less busy peer.
+            from gunicorn.workers import ggevent
+
+            fair = FairAccept(self.board, lambda: len(self.conns))
+            ggevent.StreamServer = type("FairServer", (FairStreamServer,), {"fair": fair})
+        try:
+            super().run()
+        finally:
+            if self.board is not None:
+                self.board.release()
+
+    def notify(self) -> None:
+        super().notify()
+        if self.board is not None:
+            self.board.publish(len(self.conns))  # also the slot's heartbeat (every second)
 
     def _close_idle_on_shutdown(self) -> None:
         while self.alive:
@@ -224,6 +243,8 @@ class AIProxyWorker(GeventWorker):
 
     def _admit(self, conn: _Conn) -> None:
         self.conns[id(conn)] = conn
+        if self.board is not None:
+            self.board.publish(len(self.conns))
         excess = len(self.conns) - (self.worker_connections - self.reserve)
         victims = 0
         while excess > 0 and self.sheddable:
@@ -277,6 +298,8 @@ class AIProxyWorker(GeventWorker):
         finally:
             self.conns.pop(id(conn), None)
             self.sheddable.pop(id(conn), None)
+            if self.board is not None:
+                self.board.publish(len(self.conns))
             if conn.evicted and conn.state == BUSY:  # the app's 408 to an evicted body read may be in flight
                 self._close_gently(client, _EVICTED_WAIT)
             util.close(client)
