@@ -251,6 +251,7 @@ def _worker(slots: int) -> Any:
     worker.worker_connections, worker.reserve = slots, 0
     worker.conns, worker.sheddable, worker.shed_total, worker._last_shed_log = {}, OrderedDict(), 0, 0.0
     worker.hub = gevent.get_hub()
+    worker.board = None  # no scoreboard: a single worker (src/accept_share.py)
     worker.log = type("Log", (), {"warning": staticmethod(lambda *a: None)})()
     return worker
 
