@@ -7,7 +7,8 @@ took, and in the 5,000-stream burst one worker neared its connection cap while t
 
 The fix is a small scoreboard in shared memory, made by the gunicorn master before it forks
 (``src/gunicorn_conf.py``: ``when_ready`` creates it, ``post_fork`` hands it to the worker). Each
-worker writes its own open-connection count in its slot; before accepting, a worker that is more
+worker claims a slot when it starts accepting, writes its own open-connection count there, and gives
+the slot up when it stops accepting (shutdown, reload); before accepting, a worker that is more
 than ``MARGIN`` connections ahead of its least busy live peer pauses accepting for ``PAUSE_S``, so
 that peer takes the waiting connections. A pause never lasts longer than ``MAX_WAIT_S`` in a row (a
 peer that stopped accepting, or a stale slot, can cost a connection at most that long), and a slot

@@ -122,9 +122,9 @@ def when_ready(server):  # type: ignore[no-untyped-def]
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]
+    """In the new worker: hand it the scoreboard (it claims its slot when it starts accepting)."""
     board = getattr(server, "aiproxy_board", None)
     if board is not None and hasattr(worker, "board"):
-        board.claim(worker.age)
         worker.board = board
 
 

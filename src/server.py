@@ -215,6 +215,9 @@ class AIProxyWorker(GeventWorker):
 
             fair = FairAccept(self.board, lambda: len(self.conns))
             ggevent.StreamServer = type("FairServer", (FairStreamServer,), {"fair": fair})
+            # Counted by the peers from now on, when this worker is about to accept (not while it
+            # was loading the app after the fork), until it stops accepting.
+            self.board.claim(self.age)
         try:
             super().run()
         finally:
@@ -229,6 +232,8 @@ class AIProxyWorker(GeventWorker):
     def _close_idle_on_shutdown(self) -> None:
         while self.alive:
             gevent.sleep(0.5)
+        if self.board is not None:
+            self.board.release()  # no longer accepting: peers must not leave connections to it
         for conn in list(self.conns.values()):
             if conn.state == IDLE:
                 conn.shed()
