@@ -31,13 +31,19 @@ def test_counts_written_after_a_fork_are_read_by_the_other_process() -> None:
     assert other.least_peer() == 7
 
 
-def test_released_and_stale_slots_do_not_count(monkeypatch: pytest.MonkeyPatch) -> None:
+def _two_workers(peer_connections: int) -> tuple[Scoreboard, Scoreboard]:
+    """This worker's view of a 4-slot board (slot 2) and a peer's (slot 1), over one mapping."""
     board = Scoreboard(slots=4)
     peer = Scoreboard.__new__(Scoreboard)
     peer.__dict__.update(board.__dict__)
     peer.claim(age=1, pid=123)
-    peer.publish(2)
+    peer.publish(peer_connections)
     board.claim(age=2)
+    return board, peer
+
+
+def test_released_and_stale_slots_do_not_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    board, peer = _two_workers(2)
     assert board.least_peer() == 2
     peer.release()  # a worker that exits gives its slot up
     assert board.least_peer() is None
@@ -49,12 +55,7 @@ def test_released_and_stale_slots_do_not_count(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_worker_pauses_only_while_ahead_and_never_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
-    board = Scoreboard(slots=4)
-    peer = Scoreboard.__new__(Scoreboard)
-    peer.__dict__.update(board.__dict__)
-    peer.claim(age=1, pid=123)
-    peer.publish(10)
-    board.claim(age=2)
+    board, peer = _two_workers(10)
     mine = {"n": 10 + MARGIN}
     fair = FairAccept(board, lambda: mine["n"])
     assert fair.should_pause() is False  # within the margin
