@@ -28,6 +28,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: The largest limit a key can hold (a 32-bit signed integer column).
+INT_MAX = 2**31 - 1
+
+
 class KeySpec(BaseModel):
     """A new key's settings (``POST /admin/keys`` body, ``aiproxy-admin keys create`` options)."""
 
@@ -47,9 +51,12 @@ class KeySpec(BaseModel):
     tier: Tier = Field("interactive", description="batch keys back off first when an upstream throttles.")
     expires_at: datetime | None = Field(None, description="UTC expiry (ISO 8601); none = never.")
     # strict: a JSON true or "5" is not a number here (the documented schema says integer / number).
-    rpm: int | None = Field(None, ge=1, strict=True, description="Requests per minute.")
-    tpm: int | None = Field(None, ge=1, strict=True, description="Tokens per minute.")
-    max_concurrent: int | None = Field(None, ge=1, strict=True, description="Requests in flight at once.")
+    # At most INT_MAX: the columns are 32-bit integers on PostgreSQL, and SQLite refuses larger ints.
+    rpm: int | None = Field(None, ge=1, le=INT_MAX, strict=True, description="Requests per minute.")
+    tpm: int | None = Field(None, ge=1, le=INT_MAX, strict=True, description="Tokens per minute.")
+    max_concurrent: int | None = Field(
+        None, ge=1, le=INT_MAX, strict=True, description="Requests in flight at once."
+    )
     monthly_budget_usd: float | None = Field(
         None, ge=0, strict=True, description="Spend per calendar month (UTC)."
     )
