@@ -28,27 +28,20 @@ def client(mode: instructor.Mode) -> Any:
     return instructor.from_openai(sdk, mode=mode)
 
 
+def _person(mode: Any, m: dict[str, Any]) -> None:
+    check_person(client(mode).create(model=m["chat"], response_model=Person, messages=ASK, max_retries=0))
+
+
 def tools(provider: str, m: dict[str, Any]) -> None:
-    check_person(
-        client(instructor.Mode.TOOLS).create(
-            model=m["chat"], response_model=Person, messages=ASK, max_retries=0
-        )
-    )
+    _person(instructor.Mode.TOOLS, m)
 
 
 def json_schema(provider: str, m: dict[str, Any]) -> None:
-    out = client(instructor.Mode.JSON_SCHEMA).create(
-        model=m["chat"], response_model=Person, messages=ASK, max_retries=0
-    )
-    check_person(out)
+    _person(instructor.Mode.JSON_SCHEMA, m)
 
 
 def json_mode(provider: str, m: dict[str, Any]) -> None:
-    check_person(
-        client(instructor.Mode.JSON).create(
-            model=m["chat"], response_model=Person, messages=ASK, max_retries=0
-        )
-    )
+    _person(instructor.Mode.JSON, m)
 
 
 def partial_stream(provider: str, m: dict[str, Any]) -> None:

@@ -49,15 +49,16 @@ def chat_stream(provider: str, m: dict[str, Any]) -> None:
     assert text and any(c.usage_metadata for c in chunks), f"text {text!r}"
 
 
-def round_trip(provider: str, m: dict[str, Any], first: AIMessage, streaming: bool) -> None:
+def _answered(first: AIMessage) -> list[BaseMessage]:
+    """The question, the model's tool call (checked) and the tool's result: the next turn's history."""
     assert first.tool_calls, f"no tool calls: {first!r}"
     call = first.tool_calls[0]
     check_tool_args(call["name"], call["args"])
-    history: list[BaseMessage] = [
-        HumanMessage(ASK),
-        first,
-        ToolMessage(WEATHER_RESULT, tool_call_id=call["id"]),
-    ]
+    return [HumanMessage(ASK), first, ToolMessage(WEATHER_RESULT, tool_call_id=call["id"])]
+
+
+def round_trip(provider: str, m: dict[str, Any], first: AIMessage, streaming: bool) -> None:
+    history = _answered(first)
     llm = model(m, max_tokens=40).bind_tools([TOOL])
     if streaming:
         text = "".join(str(c.content) for c in llm.stream(history))
@@ -107,15 +108,7 @@ def responses_stream(provider: str, m: dict[str, Any]) -> None:
 def responses_tools(provider: str, m: dict[str, Any]) -> None:
     llm = model(m, use_responses_api=True, max_tokens=60)
     first = llm.bind_tools([TOOL], tool_choice="get_weather").invoke(ASK)
-    assert first.tool_calls, f"no tool calls: {first!r}"
-    call = first.tool_calls[0]
-    check_tool_args(call["name"], call["args"])
-    history: list[BaseMessage] = [
-        HumanMessage(ASK),
-        first,
-        ToolMessage(WEATHER_RESULT, tool_call_id=call["id"]),
-    ]
-    check_tool_answer(provider, llm.bind_tools([TOOL]).invoke(history).text)
+    check_tool_answer(provider, llm.bind_tools([TOOL]).invoke(_answered(first)).text)
 
 
 def responses_parse(provider: str, m: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.support.openai_mock import OpenAIMock
-from tests.support.server import REPO, Service, free_port
+from tests.support.server import REPO, Service, free_port, post_trickled_chat
 
 pytestmark = pytest.mark.e2e
 KEY = "hardening-key"
@@ -411,15 +411,8 @@ def test_idle_keepalive_connection_is_closed_after_keepalive(tiny: Service) -> N
 
 def test_slow_body_after_headers_is_not_timed_out(tiny: Service) -> None:
     # Only header reading is time-limited: a body trickling for longer than the header timeout is read.
-    body = json.dumps({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}).encode()
     with socket.create_connection(("127.0.0.1", tiny.port), timeout=20) as s:
-        s.sendall(
-            f"POST /chat HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-        )
-        for i in range(0, len(body), 10):
-            s.sendall(body[i : i + 10])
-            time.sleep(3.5 / (len(body) / 10))
+        post_trickled_chat(s, KEY, 3.5)
         raw = b""
         while not _complete(raw):
             chunk = s.recv(65536)

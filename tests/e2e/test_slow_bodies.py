@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.server import Service
+from tests.support.server import Service, post_trickled_chat
 from tests.support.trickle import TrickleUpstream, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -195,15 +195,8 @@ def test_requests_waiting_on_their_upstream_or_streaming_survive_the_shedding(
 
 def test_a_lone_slow_body_is_not_evicted(svc: Service) -> None:
     # Far from the cap nothing is shed: a body arriving over 3 s (within the deadline) is read whole.
-    body = json.dumps({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}).encode()
     with socket.create_connection(("127.0.0.1", svc.port), timeout=20) as s:
-        s.sendall(
-            f"POST /chat HTTP/1.1\r\nHost: x\r\nAuthorization: {KEY}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-        )
-        for i in range(0, len(body), 10):
-            s.sendall(body[i : i + 10])
-            time.sleep(3.0 / (len(body) / 10))
+        post_trickled_chat(s, KEY, 3.0)
         raw = b""
         while chunk := s.recv(65536):
             raw += chunk

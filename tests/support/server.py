@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -120,3 +121,16 @@ class Service:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         self._log.close()
+
+
+def post_trickled_chat(sock: socket.socket, key: str, seconds: float) -> None:
+    """Send ``POST /chat`` (``Connection: close``) on ``sock``: the head at once, then the body in
+    10-byte pieces spread over ``seconds``, as a slow client does."""
+    body = json.dumps({"model": "nope", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    sock.sendall(
+        f"POST /chat HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    )
+    for i in range(0, len(body), 10):
+        sock.sendall(body[i : i + 10])
+        time.sleep(seconds / (len(body) / 10))
