@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Blueprint, Flask, Response, g, request
 
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         g.started = time.monotonic()
         current_call.set(None)  # set again by auth; nothing of the previous request on this greenlet
         incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else secrets.token_hex(16)
         g.deadline = gateway.new_deadline()
         # Fields known only after the response has started (a stream's in-band error) go here.
         g.late_log_fields = {}

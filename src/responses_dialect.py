@@ -10,8 +10,8 @@ stateless: nothing is stored, so the object always says ``store: false``.
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +62,7 @@ class ChatCall:
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{secrets.token_hex(16)}"
 
 
 # --- inbound ------------------------------------------------------------------------------------

@@ -310,17 +310,22 @@ class AIProxyWorker(GeventWorker):
             util.close(client)
 
     def _wait_first_byte(self, client: Any, parser: Any) -> bool:
-        """Wait (idle) for the next request to start; False on timeout or end of file."""
-        buf = parser.unreader.buf
-        if buf.getbuffer().nbytes:
+        """Wait (idle) for the next request to start; False on timeout or end of file. What arrives
+        goes to the parser's buffer (one ``recv`` serves both: no peek, then a second read)."""
+        unreader = parser.unreader
+        if unreader.buf.getbuffer().nbytes:
             return True
         client.settimeout(self.idle_timeout)
         try:
-            return bool(client.recv(1, socket.MSG_PEEK))
+            data = client.recv(unreader.mxchunk)
         except TimeoutError:
             return False
         finally:
             client.settimeout(None)
+        if not data:
+            return False
+        unreader.unread(data)
+        return True
 
     def _serve(self, listener: Any, client: Any, addr: Any, conn: _Conn) -> None:
         req = None
@@ -340,13 +345,18 @@ class AIProxyWorker(GeventWorker):
                 req = None
                 if not self._wait_first_byte(client, parser):
                     return
-                self._enter(conn, HEADERS)
-                timer = gevent.Timeout(self.header_timeout, _HeaderTimeout())
-                timer.start()
-                try:
+                if b"\r\n\r\n" in parser.unreader.buf.getvalue():
+                    # The whole head has arrived (the usual case): parsing it cannot wait on the
+                    # client, so it needs neither the header timer nor a shedding slot.
                     req = next(parser)
-                finally:
-                    timer.close()
+                else:
+                    self._enter(conn, HEADERS)
+                    timer = gevent.Timeout(self.header_timeout, _HeaderTimeout())
+                    timer.start()
+                    try:
+                        req = next(parser)
+                    finally:
+                        timer.close()
                 if not req:
                     return
                 self._enter(conn, BUSY)

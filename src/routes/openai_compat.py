@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,7 +99,7 @@ def chat_completions() -> Response:
     result = svc.gateway.chat(model, msgs, **common)
     return jsonify(
         {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "id": f"chatcmpl-{secrets.token_hex(16)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": result.model,
@@ -123,7 +123,7 @@ def _stream(
     finish chunk; then the usage chunk (when asked) and ``[DONE]``. Errors after the headers are sent
     in-band with the same error object as a non-streamed answer.  Grounded chat (``citations``) first
     sends one chunk with no choices and the ``citations``, as the usage chunk has no choices."""
-    cid = f"chatcmpl-{uuid.uuid4().hex}"
+    cid = f"chatcmpl-{secrets.token_hex(16)}"
     created = int(time.time())
     model = route_model
     if citations is not None:

@@ -409,6 +409,23 @@ def test_idle_keepalive_connection_is_closed_after_keepalive(tiny: Service) -> N
     assert 2.5 < took < 12
 
 
+def test_a_head_split_across_writes_is_read_whole(tiny: Service) -> None:
+    """The worker parses a head without its header timer only when the head has arrived whole; a head
+    that ends in a later write (here between the two bytes of its last CRLF) waits for the rest."""
+    with socket.create_connection(("127.0.0.1", tiny.port), timeout=10) as s:
+        rest = b""
+        for first, second in (
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r", b"\n"),
+            (b"GET /nope HTTP/1.1\r\nHo", b"st: x\r\n\r\n"),
+        ):
+            s.sendall(first)
+            time.sleep(0.3)
+            s.sendall(second)
+            head, body, rest = _read_answer(s, rest)
+            assert head.startswith(b"HTTP/1.1 200" if first.startswith(b"GET / ") else b"HTTP/1.1 404"), head
+        assert body and json.loads(body)["kind"]
+
+
 def test_slow_body_after_headers_is_not_timed_out(tiny: Service) -> None:
     # Only header reading is time-limited: a body trickling for longer than the header timeout is read.
     with socket.create_connection(("127.0.0.1", tiny.port), timeout=20) as s:
