@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,19 @@ from lib.store.schema import usage_ledger
 
 log = logging.getLogger(__name__)
 
-#: Rows per INSERT statement (one transaction may hold several).
-BATCH_ROWS = 1000
+#: Rows per transaction. In a gevent worker the writer loop is a greenlet on the worker's event loop, and
+#: a database call does not yield: while a transaction runs, every request of the worker waits (SQLite:
+#: about 0.2 ms plus 10 µs a row here, so 150 rows held the loop about 1.8 ms). Short transactions, with
+#: the loop handed back to the requests between them (``_let_others_run``), keep that wait short.
+BATCH_ROWS = 32
 #: Empty intervals after which the background loop ends (an idle worker keeps no thread waking up).
 IDLE_INTERVALS = 20
+
+
+def _let_others_run() -> None:
+    """Between two transactions of one flush: in a gevent worker (``time`` patched) this lets the
+    worker's requests run; in a plain thread it only gives up the GIL for a moment."""
+    time.sleep(0)
 
 
 class LedgerWriter:
@@ -126,6 +136,8 @@ class LedgerWriter:
                     log.warning("ledger: database writes work again")
                     self._failing = False
                 written += len(batch)
+                if self._rows:
+                    _let_others_run()
             self.written += written
             return written
 

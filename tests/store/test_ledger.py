@@ -3,8 +3,11 @@ reports grouped in the database, rows built from the gateway's observer calls.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +19,8 @@ from lib.providers.gateway import UpstreamCall
 from lib.store import Store
 from lib.store.schema import usage_ledger
 from tests.store.test_keys import UNREACHABLE
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -150,3 +155,64 @@ def test_idle_loop_ends_and_the_next_row_starts_it_again(store: Store) -> None:
         time.sleep(0.02)
     assert count(store) == 2
     writer.close()
+
+
+def test_a_flush_is_short_transactions_with_the_loop_handed_back_between_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lib.ledger.writer as writer_module
+
+    commits: list[int] = []
+    handed_back: list[int] = []
+    sa.event.listen(store.engine, "commit", lambda conn: commits.append(1))
+    writer = LedgerWriter(store.engine, flush_seconds=60)
+    monkeypatch.setattr(writer_module, "_let_others_run", lambda: handed_back.append(writer.pending))
+    for _ in range(2 * writer_module.BATCH_ROWS + 1):
+        writer.record(row())
+    assert writer.flush() == 2 * writer_module.BATCH_ROWS + 1
+    assert count(store) == 2 * writer_module.BATCH_ROWS + 1
+    assert len(commits) == 3  # three transactions ...
+    assert handed_back == [writer_module.BATCH_ROWS + 1, 1]  # ... and the loop handed back between them
+
+
+_GEVENT_FLUSH = """
+from gevent import monkey; monkey.patch_all()
+import sys, gevent
+sys.path.insert(0, sys.argv[1])
+from lib.store import Store
+from tests.store.test_ledger import row
+from lib.ledger import LedgerWriter
+store = Store("sqlite:///" + sys.argv[2]); store.migrate()
+writer = LedgerWriter(store.engine, flush_seconds=60)
+for _ in range(500):
+    writer.record(row())
+ran_during_flush = 0
+done = False
+def request():  # another greenlet of the worker, ready to run all along
+    global ran_during_flush
+    while not done:
+        ran_during_flush += 1
+        gevent.sleep(0)
+other = gevent.spawn(request)
+gevent.sleep(0)
+started = ran_during_flush
+written = writer.flush()
+done = True
+other.join()
+print(written, ran_during_flush - started)
+"""
+
+
+def test_in_a_gevent_worker_requests_run_while_the_ledger_flushes(tmp_path: Path) -> None:
+    """The gevent worker's case for real: another greenlet gets the loop between the flush's
+    transactions (before, a flush of the queued rows held the loop until its single commit)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _GEVENT_FLUSH, str(REPO), str(tmp_path / "ledger.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    written, ran = map(int, run.stdout.split())
+    assert written == 500
+    assert ran >= 500 // 32, ran  # at least once between every two transactions
