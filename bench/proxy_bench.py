@@ -137,6 +137,7 @@ def _interleaved(mock: MockProcess, port: int, path: str, body: bytes, n: int) -
         "direct_p50_ms": round(_percentile(d_times, 0.5) * 1000, 3),
         "added_p50_ms": round(_percentile(added, 0.5) * 1000, 3),
         "added_p99_ms": round(_percentile(added, 0.99) * 1000, 3),
+        "added_max_ms": round(max(added) * 1000, 3),
     }
 
 
